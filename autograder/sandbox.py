@@ -1,0 +1,214 @@
+"""In-process sandbox for untrusted student code: resource limits and an audit hook.
+
+Used by the two processes that run a student's code: the hidden-check runner
+(``autograder/runner.py``) and the IPython kernel that ``nbgrader autograde`` starts
+(``autograder/kernel.py``). Both load this file by path (it imports nothing from the
+``autograder`` package) *before* any student code runs, then call :func:`install`.
+
+What the audit hook (:pep:`578`) denies, once installed:
+
+- reading (``open``, ``os.listdir``, ``os.scandir``, ``glob``) anything under the
+  ``deny_read`` directories (the repository's ``src/``, ``autograder/``, ``tests/``,
+  ``build/``, the grading directory, the grader's own temporary files), except under the
+  ``allow_read`` directories (the student build ``release/``, the virtual environment);
+- writing, creating, deleting, renaming, linking or changing the mode of anything outside
+  the ``allow_write`` directories (the process's own temporary directory);
+- starting processes (``subprocess``, ``os.system``, ``os.exec*``, ``os.spawn*``,
+  ``os.posix_spawn``, ``os.fork``), sending signals (``os.kill``), loading native code or
+  calling C functions through ``ctypes``, opening sockets to anywhere, opening SQLite
+  databases, raising resource limits, and importing ``_posixsubprocess`` (whose
+  ``fork_exec`` has no audit event of its own; the attribute is also removed).
+
+An audit hook cannot be removed once installed, so student code cannot switch it off.
+Denials raise ``PermissionError`` (an ``OSError``: libraries that probe the file system,
+like matplotlib's font search, treat it as "not available").
+
+This is defence in depth: points never depend on anything the student's process reports
+except the plain arrays it returns, which the trusted process compares.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import sys
+import threading
+
+BLOCKED_EVENTS = frozenset(
+    {
+        "subprocess.Popen",
+        "os.system",
+        "os.exec",
+        "os.spawn",
+        "os.posix_spawn",
+        "os.fork",
+        "os.forkpty",
+        "os.kill",
+        "os.killpg",
+        "signal.pthread_kill",
+        "os.setuid",
+        "os.setgid",
+        "ctypes.dlopen",
+        "ctypes.dlsym",
+        "ctypes.dlsym/handle",
+        "ctypes.call_function",
+        "ctypes.string_at",
+        "ctypes.wstring_at",
+        "ctypes.cdata",
+        "socket.connect",
+        "socket.bind",
+        "socket.sendto",
+        "socket.sendmsg",
+        "sqlite3.connect",
+        "resource.setrlimit",
+        "resource.prlimit",
+        "os.chroot",
+        "sys.remote_exec",
+    }
+)
+
+BLOCKED_MODULES = frozenset({"_posixsubprocess", "_ctypes", "ctypes", "multiprocessing"})
+
+# events whose first argument (and for two-path events the second) is written to
+WRITE_EVENTS_ONE = frozenset(
+    {
+        "os.remove",
+        "os.rmdir",
+        "os.truncate",
+        "os.chmod",
+        "os.chown",
+        "os.chflags",
+        "os.lchflags",
+        "os.lchmod",
+        "os.mkdir",
+        "os.utime",
+        "os.setxattr",
+        "os.removexattr",
+        "shutil.rmtree",
+        "shutil.chown",
+        "os.mkfifo",
+        "os.mknod",
+    }
+)
+WRITE_EVENTS_TWO = frozenset(
+    {"os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.copymode",
+     "shutil.copystat", "shutil.move", "shutil.copytree"}
+)
+READ_EVENTS = frozenset({"os.listdir", "os.scandir", "glob.glob", "glob.glob/2", "os.chdir"})
+
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def _normalise(path: object) -> str | None:
+    """Absolute, symlink-resolved form of a path argument (None for file descriptors)."""
+    if path is None or isinstance(path, int):
+        return None
+    try:
+        text = os.fsdecode(os.fspath(path))
+    except TypeError:
+        return None
+    if not os.path.isabs(text):
+        text = os.path.join(os.getcwd(), text)
+    return os.path.realpath(text)
+
+
+def _under(path: str, roots: tuple[str, ...]) -> bool:
+    return any(path == root or path.startswith(root + os.sep) for root in roots)
+
+
+class Policy:
+    """Which paths a sandboxed process may read and write."""
+
+    def __init__(self, deny_read, allow_read, allow_write):
+        self.deny_read = tuple(os.path.realpath(p) for p in deny_read)
+        self.allow_read = tuple(os.path.realpath(p) for p in allow_read)
+        self.allow_write = tuple(os.path.realpath(p) for p in allow_write) + ("/dev/null",)
+
+    def may_read(self, path: str) -> bool:
+        if _under(path, self.allow_write) or _under(path, self.allow_read):
+            return True
+        return not _under(path, self.deny_read)
+
+    def may_write(self, path: str) -> bool:
+        return _under(path, self.allow_write)
+
+
+def set_limits(memory_bytes: int, file_bytes: int, cpu_seconds: int | None = None) -> None:
+    """Cap address space, file size and (optionally) CPU time, hard limits included.
+
+    ``SIGXFSZ`` is ignored, so that writing past the file-size limit fails with an
+    ``OSError`` instead of killing the process.
+    """
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if cpu_seconds is not None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
+def install(deny_read, allow_read, allow_write) -> Policy:
+    """Install the audit hook for this process (irreversible). Returns the policy."""
+    policy = Policy(deny_read, allow_read, allow_write)
+    guard = threading.local()
+
+    def deny(what: str) -> None:
+        raise PermissionError(f"grader sandbox: {what} is not allowed while grading")
+
+    def check_read(path_arg: object) -> None:
+        path = _normalise(path_arg)
+        if path is not None and not policy.may_read(path):
+            deny(f"reading {path_arg!s}")
+
+    def check_write(path_arg: object) -> None:
+        path = _normalise(path_arg)
+        if path is not None and not policy.may_write(path):
+            deny(f"writing or changing {path_arg!s}")
+
+    def hook(event: str, args: tuple) -> None:
+        if getattr(guard, "busy", False):
+            return
+        guard.busy = True
+        try:
+            if event == "open":
+                path_arg = args[0]
+                mode = args[1] if len(args) > 1 else None
+                flags = args[2] if len(args) > 2 else 0
+                writing = bool((flags or 0) & WRITE_FLAGS) or (
+                    isinstance(mode, str) and any(c in mode for c in "wax+")
+                )
+                if writing:
+                    check_write(path_arg)
+                else:
+                    check_read(path_arg)
+            elif event in BLOCKED_EVENTS:
+                deny(event)
+            elif event == "import":
+                if args and args[0] in BLOCKED_MODULES:
+                    deny(f"importing {args[0]}")
+            elif event in READ_EVENTS:
+                if args:
+                    check_read(args[0])
+            elif event in WRITE_EVENTS_ONE:
+                if args:
+                    check_write(args[0])
+            elif event in WRITE_EVENTS_TWO:
+                if event in ("shutil.copyfile", "shutil.copytree", "shutil.move") and args:
+                    check_read(args[0])
+                else:
+                    check_write(args[0])
+                if len(args) > 1:
+                    check_write(args[1])
+        finally:
+            guard.busy = False
+
+    sys.addaudithook(hook)
+    # _posixsubprocess.fork_exec starts processes without an audit event of its own
+    helper = sys.modules.get("_posixsubprocess")
+    if helper is not None and hasattr(helper, "fork_exec"):
+        try:
+            del helper.fork_exec
+        except (AttributeError, TypeError):
+            pass
+    return policy

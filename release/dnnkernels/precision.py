@@ -1,0 +1,865 @@
+# Generated automatically from src/dnnkernels/precision.py by `make release` (student build: exercise bodies run your own code); do not edit.
+"""Reconstruction error of every conv2d and matmul method at every numerical precision.
+
+Each method of :func:`dnnkernels.conv2d.conv2d` and :func:`dnnkernels.matmul.matmul` is run
+at a *precision* among :data:`PRECISIONS` (float16, bfloat16, float32, float64, int8, int16,
+int32) and compared with the float64 direct result (``F.conv2d`` / ``A @ B`` in float64 on
+the float64 inputs) by :func:`reconstruction_error`. :func:`precision_table` does it for all
+methods x precisions and returns tidy rows; :func:`plot_error_vs_precision` plots them;
+``python -m dnnkernels.precision --out build/precision`` writes ``table.csv``, ``table.md``,
+``conv2d.png`` and ``matmul.png``.
+
+What "method at precision" means (:func:`run_method`)
+-----------------------------------------------------
+**Float formats** (float16, bfloat16, float32, float64). The float64 inputs are rounded to
+the format (round to nearest even) and the method runs on them. For float64 the method runs
+as it is. For float32, float16 and bfloat16 it runs under :class:`FormatMode`, which holds
+*every* floating intermediate in the format: the result of each torch operation is rounded
+to the format (real results are converted to the format's dtype; complex results are kept
+as complex64 with real and imaginary parts rounded to the format, since torch has no
+complex bfloat16 and little complex32 support). An operation that torch cannot run on the
+format on the CPU (for float16/bfloat16: ``torch.fft.*`` and ``torch.linalg.svd``) is run in
+float32 on the float32 values of its operands and its result is rounded to the format; the
+names of these operations are reported (column ``emulated``). So an op is one rounding:
+e.g. one GEMM or FFT accumulates internally in float32 and rounds its output, like
+mixed-precision hardware. A method that converts to a wider type internally (the FFT
+method computes in float32 for half inputs) is overruled: its intermediates are rounded to
+the format too.
+
+One exception: ``"log_approx"`` models fixed-point hardware (exponents with ``frac_bits``
+fraction bits, integer shift-accumulate, one LUT multiply); its arithmetic is defined by its
+own format, so it runs as written on the rounded inputs and only its result is rounded.
+
+**Integer formats** (int8, int16, int32: ``bits`` = 8, 16, 32). The inputs are integers
+(see "Inputs" below) that fit the format. Arithmetic is ``bits`` wide with two's complement
+wrap-around, like an integer multiply-accumulate unit without saturation. Wrap-around,
+``wrap(v) = ((v + 2**(bits-1)) mod 2**bits) - 2**(bits-1)``, is a ring homomorphism from
+the integers to the integers modulo ``2**bits``, so any computation made only of integer
+additions and multiplications gives in ``bits``-bit wrap-around arithmetic exactly
+``wrap(exact result)``, no matter where the wrapping happens. Per method:
+
+- ``naive``, ``torch``, ``im2col`` (conv2d) and ``naive``, ``torch`` (matmul): run natively on
+  tensors of the integer dtype (torch's integer arithmetic wraps), so the result is
+  ``wrap(exact)``.
+- ``winograd`` / ``winograd4``: Winograd with *scaled integer transforms*. The transforms
+  ``AT, G, BT`` of F(m, 3) have fractions (``G`` has ``1/2`` for m=2; ``1/4, 1/6, 1/12,
+  1/24`` for m=4); multiplied by the smallest integers ``s_A, s_G, s_B`` that make them
+  integer (``s_G = 2`` and ``24``, ``s_A = s_B = 1``), the whole pipeline is integer and
+  computes ``S * y`` with ``S = (s_A * s_G * s_B)**2`` (4 for m=2, 576 for m=4). The
+  ``bits``-bit pipeline therefore yields ``wrap(S * y)``, which is divided by ``S`` and rounded
+  to nearest (half to even) at the end: exact (an arithmetic shift by 2 bits) for m=2, and
+  exact for both whenever ``S * y`` did not wrap. It is computed by running the method in
+  float64 on the integer-valued inputs with the kernel multiplied by ``S`` (its filter
+  transform is then the integer one); every intermediate is an integer below ``2**53`` in
+  magnitude, so float64 is exact here (the harness checks that the result is integral and
+  raises ``ValueError`` otherwise).
+- ``fft``, ``svd``, ``log_approx``: transforms or factors that are not integer. The method runs
+  in the nearest float type whose significand holds every value of the integer format -
+  float32 (24 bits) for int8 and int16, float64 (53 bits) for int32 - on the integer
+  values; its result is rounded to the nearest integer (half to even) and wrapped.
+- ``log`` (matmul): the integer log-domain format stores each operand as a sign and an
+  *integer* log2 magnitude ``e = round(log2|a|)`` (round to nearest; an integer is never
+  exactly halfway in the log domain), i.e. the operand is ``sign(a) * 2**e`` (zeros stay
+  zero). Products ``± 2**(e_a + e_b)`` are shifts of 1 added into the ``bits``-bit
+  accumulator, so the result is ``wrap(sum_k ± 2**(e_a + e_b))``. It is computed by running
+  the ``"log"`` method in float64 on the operands ``sign(a) * 2**e`` (exact: integer powers
+  of two and integer sums below ``2**53``) and wrapping.
+
+Inputs (:func:`draw_inputs`)
+----------------------------
+Drawn with a ``torch.Generator`` seeded with ``seed``, in float64, shapes from ``size``:
+float formats use standard normal entries (mean 0, variance 1); integer formats use
+integers uniform in ``[-int_high, int_high]`` (default 3, as in the original write-up; the
+same inputs for int8, int16 and int32). conv2d uses ``x (N, C, H, W)``, ``k (O, C, 3, 3)``,
+no bias, stride 1, no padding (3x3 so that Winograd applies); matmul uses ``A (M, K)``,
+``B (K, N)``. Sizes are small so that the naive loops stay fast; they are in every row.
+
+Errors (:func:`reconstruction_error`)
+-------------------------------------
+With ``d = approx - exact`` in float64 over the ``n`` output elements:
+``mae = sum|d| / n`` and ``rel_fro = ||d||_F / ||exact||_F``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_map
+from tqdm.auto import tqdm
+
+from dnnkernels import conv2d as _conv2d_module
+from dnnkernels import matmul as _matmul_module
+from dnnkernels.checks import check_choice, check_int, check_tensor, describe
+from dnnkernels.conv2d import conv2d, winograd_transforms
+from dnnkernels.matmul import matmul
+
+__all__ = [
+    "PRECISIONS",
+    "FLOAT_PRECISIONS",
+    "INT_PRECISIONS",
+    "OPS",
+    "METHODS",
+    "DEFAULT_SIZES",
+    "BITS",
+    "DTYPES",
+    "FormatMode",
+    "draw_inputs",
+    "reference",
+    "run_method",
+    "reconstruction_error",
+    "wrap",
+    "winograd_scale",
+    "precision_table",
+    "to_markdown",
+    "write_csv",
+    "write_markdown",
+    "plot_error_vs_precision",
+    "main",
+]
+
+PRECISIONS = ("int8", "bfloat16", "float16", "int16", "float32", "int32", "float64")
+"""All precisions, ordered by bits (bfloat16 before float16: it has the shorter significand)."""
+FLOAT_PRECISIONS = ("bfloat16", "float16", "float32", "float64")
+INT_PRECISIONS = ("int8", "int16", "int32")
+
+DTYPES: dict[str, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+}
+BITS = {
+    name: torch.finfo(dt).bits if dt.is_floating_point else torch.iinfo(dt).bits
+    for name, dt in DTYPES.items()
+}
+
+OPS = ("conv2d", "matmul")
+METHODS: dict[str, tuple[str, ...]] = {
+    "conv2d": tuple(_conv2d_module.METHODS),
+    "matmul": tuple(_matmul_module.METHODS),
+}
+DEFAULT_SIZES: dict[str, tuple[int, ...]] = {
+    "conv2d": (2, 16, 13, 13, 8),  # N, C, H, W, O (3x3 kernels); 13 is odd on purpose
+    "matmul": (32, 128, 32),  # M, K, N
+}
+"""Input sizes: conv2d ``(N, C, H, W, O)`` with 3x3 kernels, matmul ``(M, K, N)``."""
+
+# methods run natively on integer dtypes (their arithmetic is integer: wrap(exact))
+_NATIVE_INT = {"conv2d": ("naive", "torch", "im2col"), "matmul": ("naive", "torch")}
+# methods with non-integer transforms or factors: float, then round and wrap
+_FLOAT_THEN_ROUND = {"conv2d": ("fft",), "matmul": ("svd", "log_approx")}
+# float type holding every value of the integer format exactly
+_INT_WORK_FLOAT = {"int8": torch.float32, "int16": torch.float32, "int32": torch.float64}
+# methods whose arithmetic is their own (fixed point): not run under FormatMode
+_OWN_ARITHMETIC = {("matmul", "log_approx")}
+_WINOGRAD_M = {"winograd": 2, "winograd4": 4}
+_EXACT_LIMIT = 2.0**52  # float64 integers below this are exact, with a margin
+
+# "op not available for this dtype" as torch words it on the CPU
+_UNSUPPORTED = re.compile(r"not implemented for|unsupported dtype", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Float formats: every intermediate held in the format
+# ---------------------------------------------------------------------------------------------
+
+
+class FormatMode(TorchFunctionMode):
+    """A torch function mode that rounds the result of every torch operation to ``fmt``.
+
+    Inside ``with FormatMode(torch.float16):`` each torch function or tensor method runs
+    natively; then every floating result is rounded to ``fmt``: a real result is converted
+    to ``fmt`` (a view whose values are already representable is returned unchanged, so
+    writes through it still reach its base), a complex result is returned as complex64 with
+    real and imaginary parts rounded to ``fmt``. In-place operations (``add_``,
+    ``__setitem__``, ``out=``) round their target in place. Integer and bool results are
+    untouched.
+
+    An operation that raises "not implemented for 'Half'" / "Unsupported dtype" (torch has no
+    CPU kernel for the format) is re-run in float32 on float32 copies of its ``fmt``
+    operands and then rounded as above; its name is added to :attr:`emulated`.
+
+    Args:
+        fmt: torch.float16, torch.bfloat16 or torch.float32.
+    """
+
+    def __init__(self, fmt: torch.dtype):
+        super().__init__()
+        if fmt not in (torch.float16, torch.bfloat16, torch.float32):
+            raise ValueError(f"fmt: got {fmt}, expected torch.float16, bfloat16 or float32")
+        self.fmt = fmt
+        self.emulated: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = _func_name(func)
+        try:
+            out = func(*args, **kwargs)
+        except RuntimeError as err:  # NotImplementedError is a RuntimeError too
+            if (
+                self.fmt == torch.float32
+                or not _UNSUPPORTED.search(str(err))
+                or not _holds_dtype((args, kwargs), self.fmt)
+            ):
+                raise
+            out = self._run_in_float32(func, name, args, kwargs)
+            self.emulated.add(name)
+        if _is_inplace(name) and args and isinstance(args[0], torch.Tensor):
+            self._round_inplace(args[0])
+        if isinstance(kwargs.get("out"), torch.Tensor):
+            self._round_inplace(kwargs["out"])
+        return tree_map(self._round, out)
+
+    def _run_in_float32(self, func, name, args, kwargs):
+        def up(t):
+            if isinstance(t, torch.Tensor) and t.dtype == self.fmt:
+                return t.to(torch.float32)
+            return t
+
+        up_args, up_kwargs = tree_map(up, args), tree_map(up, kwargs)
+        out = func(*up_args, **up_kwargs)
+        if _is_inplace(name) and args and isinstance(args[0], torch.Tensor):
+            args[0].copy_(up_args[0])  # the op wrote into the float32 copy of its target
+            return args[0] if out is up_args[0] else out
+        return out
+
+    def _round(self, t):
+        if not isinstance(t, torch.Tensor):
+            return t
+        if t.is_complex():
+            parts = torch.view_as_real(t.resolve_conj().to(torch.complex64))
+            rounded = parts.to(self.fmt).to(torch.float32)
+            if t.dtype == torch.complex64 and torch.equal(rounded, parts):
+                return t
+            return torch.view_as_complex(rounded.contiguous())
+        if t.is_floating_point() and t.dtype != self.fmt:
+            rounded = t.to(self.fmt)
+            if t._base is not None and torch.equal(rounded.to(t.dtype), t):
+                return t  # a view of representable values: keep it a view
+            return rounded
+        return t
+
+    def _round_inplace(self, t: torch.Tensor) -> None:
+        if t.is_complex():
+            parts = torch.view_as_real(t)
+            parts.copy_(parts.to(self.fmt))
+        elif t.is_floating_point() and t.dtype != self.fmt:
+            t.copy_(t.to(self.fmt))
+
+
+def _func_name(func) -> str:
+    name = getattr(func, "__name__", repr(func))
+    if name == "__get__":  # a property such as Tensor.real
+        owner = getattr(func, "__self__", None)
+        name = getattr(owner, "__name__", name)
+    return name
+
+
+_INPLACE_DUNDERS = {"__setitem__"} | {
+    f"__i{op}__"
+    for op in (
+        "add",
+        "sub",
+        "mul",
+        "truediv",
+        "floordiv",
+        "mod",
+        "pow",
+        "matmul",
+        "and",
+        "or",
+        "xor",
+        "lshift",
+        "rshift",
+    )  # fmt: skip
+}
+
+
+def _is_inplace(name: str) -> bool:
+    if name.startswith("__") and name.endswith("__"):
+        return name in _INPLACE_DUNDERS
+    return name.endswith("_")  # add_, copy_, scatter_add_, ...
+
+
+def _holds_dtype(tree, dtype: torch.dtype) -> bool:
+    found = []
+    tree_map(lambda t: found.append(isinstance(t, torch.Tensor) and t.dtype == dtype), tree)
+    return any(found)
+
+
+# ---------------------------------------------------------------------------------------------
+# Integer formats
+# ---------------------------------------------------------------------------------------------
+
+
+def wrap(values: torch.Tensor, bits: int) -> torch.Tensor:
+    """Two's complement wrap-around of integers to ``bits`` bits.
+
+    Args:
+        values: an integer tensor (any shape), or a float tensor of integral values below
+            ``2**62`` in magnitude.
+        bits: width, ``2 <= bits <= 63``.
+
+    Returns:
+        int64 tensor of the shape of ``values``:
+        ``((v + 2**(bits-1)) mod 2**bits) - 2**(bits-1)``, in ``[-2**(bits-1), 2**(bits-1))``.
+    """
+    values = check_tensor("values", values)
+    check_int("bits", bits, low=2, high=63)
+    half = 1 << (bits - 1)
+    return torch.remainder(values.to(torch.int64) + half, 2 * half) - half
+
+
+def _integer_scale(T: torch.Tensor, what: str) -> int:
+    for s in range(1, 10_001):
+        if float((s * T - torch.round(s * T)).abs().max()) < 1e-9:
+            return s
+    raise ValueError(f"{what}: no integer scale up to 10000 makes the transform integer")
+
+
+def winograd_scale(m: int) -> int:
+    """The factor ``S`` by which the integer Winograd F(m x m, 3 x 3) scales its output.
+
+    ``s_A, s_G, s_B`` are the smallest positive integers such that ``s_A * AT``, ``s_G * G``
+    and ``s_B * BT`` are integer matrices (``AT, G, BT = winograd_transforms(m)``); the 2-D
+    transforms apply each matrix twice, so ``S = (s_A * s_G * s_B)**2`` (4 for m=2, 576 for
+    m=4 with the Lavin & Gray matrices).
+    """
+    AT, G, BT = winograd_transforms(m, torch.float64)
+    scale = 1
+    for T, what in ((AT, "AT"), (G, "G"), (BT, "BT")):
+        scale *= _integer_scale(T, f"winograd_transforms({m}) {what}")
+    return scale**2
+
+
+def _exact_integers(y: torch.Tensor, what: str) -> torch.Tensor:
+    """float64 result that must be integral (exact integer arithmetic) -> int64."""
+    y = y.to(torch.float64)
+    rounded = torch.round(y)
+    if not bool(torch.isfinite(y).all()) or float(rounded.abs().max()) >= _EXACT_LIMIT:
+        raise ValueError(
+            f"inputs: {what} reached magnitudes of 2**52 or more, expected the exact "
+            "integer result to stay below 2**52 (use smaller int_high or sizes)"
+        )
+    err = float((y - rounded).abs().max())
+    if err > 1e-3:
+        raise ValueError(
+            f"inputs: {what} is not integral (off by {err:.3g}), expected integer-valued "
+            "inputs whose exact integer computation stays below 2**52"
+        )
+    return rounded.to(torch.int64)
+
+
+def _round_to_int(y: torch.Tensor, what: str) -> torch.Tensor:
+    """Round a float result to the nearest integer (half to even) -> int64."""
+    y = torch.round(y.to(torch.float64))
+    if not bool(torch.isfinite(y).all()) or float(y.abs().max()) >= 2.0**62:
+        raise ValueError(f"inputs: {what} is not finite or exceeds 2**62 in magnitude")
+    return y.to(torch.int64)
+
+
+def _log_int_operand(a: torch.Tensor) -> torch.Tensor:
+    """``sign(a) * 2**round(log2|a|)`` (zeros stay zero), float64."""
+    a = a.to(torch.float64)
+    mag = torch.exp2(torch.round(torch.log2(a.abs())))
+    return torch.where(a == 0, torch.zeros_like(a), torch.sign(a) * mag)
+
+
+def _run_int(op: str, method: str, precision: str, inputs: dict, options: dict):
+    dtype, bits = DTYPES[precision], BITS[precision]
+    fn = conv2d if op == "conv2d" else matmul
+    a, b = (inputs["x"], inputs["k"]) if op == "conv2d" else (inputs["A"], inputs["B"])
+    if method in _NATIVE_INT[op]:
+        y = fn(a.to(dtype), b.to(dtype), method=method, **options)
+        return y, f"native {precision}, wrap-around"
+    if method in _FLOAT_THEN_ROUND[op]:
+        work = _INT_WORK_FLOAT[precision]
+        y = fn(a.to(work), b.to(work), method=method, **options)
+        y = wrap(_round_to_int(y, f"{method} result"), bits).to(dtype)
+        name = str(work).removeprefix("torch.")
+        return y, f"computed in {name}, rounded to nearest, wrapped to {bits} bits"
+    if method in _WINOGRAD_M:
+        S = winograd_scale(_WINOGRAD_M[method])
+        ys = conv2d(a.to(torch.float64), b.to(torch.float64) * S, method=method, **options)
+        ys = wrap(_exact_integers(ys, f"{S} * y of {method}"), bits)
+        y = torch.round(ys.to(torch.float64) / S).to(torch.int64).to(dtype)
+        return y, f"integer transforms (output scaled by {S}), {bits}-bit wrap, /{S} rounded"
+    if op == "matmul" and method == "log":
+        y = matmul(_log_int_operand(a), _log_int_operand(b), method="log", **options)
+        y = wrap(_exact_integers(y, "log-domain sum"), bits).to(dtype)
+        return y, f"integer log2 magnitudes, {bits}-bit wrap-around accumulation"
+    raise AssertionError(f"no integer definition for {op} method {method!r}")  # unreachable
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs, reference, one run, errors
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_op(op: object) -> str:
+    return check_choice("op", op, OPS)
+
+
+def _check_size(op: str, size: object) -> tuple[int, ...]:
+    n = len(DEFAULT_SIZES[op])
+    wanted = "(N, C, H, W, O)" if op == "conv2d" else "(M, K, N)"
+    if not isinstance(size, Sequence) or len(size) != n:
+        raise ValueError(f"size: got {describe(size)}, expected {n} ints {wanted} for {op}")
+    for i, s in enumerate(size):
+        check_int(f"size[{i}]", s, low=3 if op == "conv2d" and i in (2, 3) else 1)
+    return tuple(size)
+
+
+def draw_inputs(
+    op: str,
+    kind: str = "float",
+    size: Sequence[int] | None = None,
+    seed: int = 0,
+    int_high: int = 3,
+) -> dict[str, torch.Tensor]:
+    """Random float64 inputs of ``op``, drawn with ``torch.Generator().manual_seed(seed)``.
+
+    Args:
+        op: ``"conv2d"`` or ``"matmul"``.
+        kind: ``"float"`` (standard normal entries) or ``"int"`` (integers uniform in
+            ``[-int_high, int_high]``, stored as float64).
+        size: conv2d ``(N, C, H, W, O)`` (kernels are ``3 x 3``, ``H, W >= 3``), matmul
+            ``(M, K, N)``; default :data:`DEFAULT_SIZES`.
+        seed: the generator seed (x / A are drawn first, then k / B).
+        int_high: ``>= 1``, the largest integer magnitude.
+
+    Returns:
+        ``{"x": (N, C, H, W), "k": (O, C, 3, 3)}`` or ``{"A": (M, K), "B": (K, N)}``, float64.
+    """
+    op = _check_op(op)
+    kind = check_choice("kind", kind, ("float", "int"))
+    size = _check_size(op, DEFAULT_SIZES[op] if size is None else size)
+    check_int("seed", seed)
+    check_int("int_high", int_high, low=1)
+    if op == "conv2d":
+        N, C, H, W, O = size
+        shapes = {"x": (N, C, H, W), "k": (O, C, 3, 3)}
+    else:
+        M, K, N = size
+        shapes = {"A": (M, K), "B": (K, N)}
+    gen = torch.Generator().manual_seed(seed)
+    if kind == "float":
+        return {n: torch.randn(s, generator=gen, dtype=torch.float64) for n, s in shapes.items()}
+    return {
+        n: torch.randint(-int_high, int_high + 1, s, generator=gen).to(torch.float64)
+        for n, s in shapes.items()
+    }
+
+
+def _check_inputs(op: str, inputs: object) -> dict[str, torch.Tensor]:
+    names = ("x", "k") if op == "conv2d" else ("A", "B")
+    if not isinstance(inputs, Mapping) or set(inputs) != set(names):
+        raise ValueError(
+            f"inputs: got {describe(inputs)}, expected a dict with keys {names} for {op} "
+            "(see draw_inputs)"
+        )
+    out = {}
+    for n in names:
+        t = check_tensor(f"inputs[{n!r}]", inputs[n], ndim=4 if op == "conv2d" else 2)
+        out[n] = check_tensor(f"inputs[{n!r}]", t.to(torch.float64), finite=True)
+    return out
+
+
+def reference(op: str, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The float64 direct result: ``F.conv2d(x, k)`` or ``A @ B`` on the float64 inputs."""
+    op = _check_op(op)
+    t = _check_inputs(op, inputs)
+    return F.conv2d(t["x"], t["k"]) if op == "conv2d" else t["A"] @ t["B"]
+
+
+def _run(op: str, method: str, precision: str, inputs, options) -> tuple[torch.Tensor, str]:
+    op = _check_op(op)
+    method = check_choice("method", method, METHODS[op])
+    precision = check_choice("precision", precision, PRECISIONS)
+    t = _check_inputs(op, inputs)
+    options = dict(options or {})
+    dtype = DTYPES[precision]
+    if precision in INT_PRECISIONS:
+        info = torch.iinfo(dtype)
+        for n, v in t.items():
+            if not bool((v == torch.round(v)).all()) or v.min() < info.min or v.max() > info.max:
+                raise ValueError(
+                    f"inputs[{n!r}]: got values in [{float(v.min()):g}, {float(v.max()):g}] "
+                    f"(integral: {bool((v == torch.round(v)).all())}), expected integers in "
+                    f"[{info.min}, {info.max}] for precision {precision!r}"
+                )
+        return _run_int(op, method, precision, t, options)
+
+    fn = conv2d if op == "conv2d" else matmul
+    a, b = (t["x"], t["k"]) if op == "conv2d" else (t["A"], t["B"])
+    a, b = a.to(dtype), b.to(dtype)
+    if dtype == torch.float64:
+        return fn(a, b, method=method, **options), "native float64"
+    if (op, method) in _OWN_ARITHMETIC:
+        y = fn(a, b, method=method, **options).to(dtype)
+        return y, f"inputs and result in {precision}, fixed-point arithmetic of the method"
+    mode = FormatMode(dtype)
+    with mode:
+        y = fn(a, b, method=method, **options)
+    y = y.to(dtype)
+    if mode.emulated:
+        ops = ", ".join(sorted(mode.emulated))
+        return y, f"every op rounded to {precision}; in float32 then rounded: {ops}"
+    return y, f"every op rounded to {precision}"
+
+
+def run_method(
+    op: str,
+    method: str,
+    precision: str,
+    inputs: Mapping[str, torch.Tensor],
+    options: Mapping[str, object] | None = None,
+) -> torch.Tensor:
+    """Run one method of ``op`` at one precision (definitions in the module docstring).
+
+    Args:
+        op: ``"conv2d"`` or ``"matmul"``.
+        method: one of ``METHODS[op]``.
+        precision: one of :data:`PRECISIONS`.
+        inputs: ``{"x": (N, C, H, W), "k": (O, C, kh, kw)}`` or ``{"A": (M, K), "B": (K, N)}``
+            (any real dtype, converted to float64; finite). For an integer precision the
+            values must be integers within the range of the format.
+        options: extra keyword arguments of the dispatcher (``b``, ``stride``... for conv2d,
+            ``rank_A``, ``rank_B``, ``frac_bits`` for matmul).
+
+    Returns:
+        The result in the precision's dtype: ``(N, O, H', W')`` or ``(M, N)``.
+
+    Raises:
+        ValueError: unknown op, method or precision (naming the argument), malformed
+            inputs, or integer inputs outside the format.
+    """
+    return _run(op, method, precision, inputs, options)[0]
+
+
+def reconstruction_error(approx: torch.Tensor, exact: torch.Tensor) -> tuple[float, float]:
+    """Mean absolute error and relative Frobenius error of ``approx`` against ``exact``.
+
+    Both are converted to float64; with ``d = approx - exact`` over ``n`` elements::
+
+        mae     = sum |d| / n
+        rel_fro = ||d||_F / ||exact||_F      (0 if d == 0; inf if exact == 0 != d)
+
+    Args:
+        approx: any shape, any real dtype (inf/NaN propagate into the errors).
+        exact: the same shape, finite.
+
+    Returns:
+        ``(mae, rel_fro)`` as Python floats.
+    """
+    approx = check_tensor("approx", approx)
+    exact = check_tensor("exact", exact, finite=True)
+    if approx.shape != exact.shape:
+        raise ValueError(
+            f"approx: got {describe(approx)}, expected the shape of exact {tuple(exact.shape)}"
+        )
+    if exact.numel() == 0:
+        raise ValueError(f"exact: got {describe(exact)}, expected at least one element")
+    e = exact.to(torch.float64)
+    d = approx.to(torch.float64) - e
+    mae = float(d.abs().mean())
+    num, den = float(torch.linalg.vector_norm(d)), float(torch.linalg.vector_norm(e))
+    if den == 0.0:
+        rel = 0.0 if num == 0.0 else math.inf
+    else:
+        rel = num / den
+    return mae, rel
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+# ---------------------------------------------------------------------------------------------
+
+COLUMNS = (
+    "op", "method", "precision", "bits", "kind", "mae", "rel_fro", "n_elements", "shape",
+    "computed",
+)  # fmt: skip
+"""Columns of the rows of :func:`precision_table`."""
+
+
+def _select_methods(ops: tuple[str, ...], methods) -> dict[str, tuple[str, ...]]:
+    if methods is None:
+        return {op: METHODS[op] for op in ops}
+    if isinstance(methods, str) or not isinstance(methods, Iterable):
+        raise TypeError(f"methods: got {describe(methods)}, expected a list of method names")
+    methods = tuple(methods)
+    known = sorted({m for op in ops for m in METHODS[op]})
+    for m in methods:
+        if m not in known:
+            raise ValueError(
+                f"methods: got {m!r}, expected names among {', '.join(map(repr, known))} "
+                f"(methods of {', '.join(ops)})"
+            )
+    return {op: tuple(m for m in METHODS[op] if m in methods) for op in ops}
+
+
+def precision_table(
+    ops: Iterable[str] = OPS,
+    methods: Iterable[str] | None = None,
+    precisions: Iterable[str] = PRECISIONS,
+    seed: int = 0,
+    sizes: Mapping[str, Sequence[int]] | None = None,
+    int_high: int = 3,
+    options: Mapping[str, Mapping[str, object]] | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Reconstruction error of every method at every precision, as tidy rows.
+
+    For each op, float and integer inputs are drawn once (:func:`draw_inputs` with ``seed``,
+    ``sizes[op]``, ``int_high``); each (method, precision) runs on them (:func:`run_method`)
+    and is compared with the float64 direct result on the same float64 inputs.
+
+    Args:
+        ops: subset of :data:`OPS`.
+        methods: method names (each op runs those of its methods that are listed), or None
+            for all methods of each op.
+        precisions: subset of :data:`PRECISIONS` (the rows keep the order of
+            :data:`PRECISIONS`).
+        seed: random seed of the inputs.
+        sizes: per op, the ``size`` of :func:`draw_inputs`; default :data:`DEFAULT_SIZES`.
+        int_high: integer inputs are uniform in ``[-int_high, int_high]``.
+        options: per method name, extra dispatcher arguments. Default: ``"svd"`` factors
+            ``A`` at full rank (``rank_A = min(M, K)``), so its row shows the rounding error of
+            the factored product, not a truncation error (a rank of None would be ``A @ B``).
+        progress: show a tqdm bar over the grid.
+
+    Returns:
+        One dict per (op, method, precision) with keys :data:`COLUMNS`: ``bits`` of the
+        format, ``kind`` ``"float"``/``"int"``, ``mae`` and ``rel_fro`` (floats),
+        ``n_elements`` and ``shape`` of the output, ``computed`` (how the run was done, e.g.
+        which torch ops were emulated in float32).
+    """
+    if isinstance(ops, str):
+        ops = (ops,)
+    ops = tuple(_check_op(op) for op in ops)
+    if not ops:
+        raise ValueError("ops: got an empty selection, expected at least one of conv2d, matmul")
+    if isinstance(precisions, str):
+        precisions = (precisions,)
+    chosen = {check_choice("precisions", p, PRECISIONS) for p in precisions}
+    if not chosen:
+        raise ValueError("precisions: got an empty selection, expected at least one precision")
+    precisions = tuple(p for p in PRECISIONS if p in chosen)
+    per_op = _select_methods(ops, methods)
+    sizes = dict(sizes or {})
+    unknown = set(sizes) - set(ops)
+    if unknown:
+        raise ValueError(f"sizes: got keys {sorted(unknown)}, expected keys among {ops}")
+
+    grid = [(op, m, p) for op in ops for m in per_op[op] for p in precisions]
+    inputs, exact = {}, {}
+    for op in ops:
+        for kind in ("float", "int"):
+            inputs[op, kind] = draw_inputs(op, kind, sizes.get(op), seed, int_high)
+            exact[op, kind] = reference(op, inputs[op, kind])
+
+    rows = []
+    for op, method, precision in tqdm(grid, desc="precision grid", disable=not progress):
+        kind = "int" if precision in INT_PRECISIONS else "float"
+        opts = dict((options or {}).get(method, {}))
+        if options is None and method == "svd":
+            A = inputs[op, kind]["A"]
+            opts["rank_A"] = min(A.shape)
+        y, how = _run(op, method, precision, inputs[op, kind], opts)
+        mae, rel = reconstruction_error(y, exact[op, kind])
+        rows.append(
+            {
+                "op": op,
+                "method": method,
+                "precision": precision,
+                "bits": BITS[precision],
+                "kind": kind,
+                "mae": mae,
+                "rel_fro": rel,
+                "n_elements": y.numel(),
+                "shape": "x".join(map(str, y.shape)),
+                "computed": how,
+            }
+        )
+    return rows
+
+
+def write_csv(rows: Sequence[Mapping], path: str | Path) -> Path:
+    """Write the rows (columns :data:`COLUMNS`, floats with 17 significant digits) to CSV."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(
+                {k: (f"{v:.17g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+    return path
+
+
+def _fmt(v: float) -> str:
+    return "0" if v == 0 else f"{v:.2e}"
+
+
+def to_markdown(
+    rows: Sequence[Mapping], seed: int | None = None, int_high: int | None = None
+) -> str:
+    """Markdown report: per op, methods x precisions tables of ``rel_fro`` and ``mae``.
+
+    ``0`` means bit-exact agreement with the float64 direct result. The notes list how each
+    run was computed where it is not native (emulated ops, integer definitions).
+    """
+    if not rows:
+        raise ValueError("rows: got no rows, expected the output of precision_table")
+    lines = [
+        "# Reconstruction error against the float64 direct result",
+        "",
+        "Generated by `python -m dnnkernels.precision`; definitions in the docstring of "
+        "`dnnkernels.precision`. Float formats: standard normal inputs rounded to the "
+        "format, every intermediate rounded to the format. Integer formats: integer inputs "
+        "uniform in [-int_high, int_high], two's complement wrap-around arithmetic of the "
+        "format's width." + (f" seed={seed}, int_high={int_high}." if seed is not None else ""),
+        "",
+    ]
+    ops = list(dict.fromkeys(r["op"] for r in rows))
+    for op in ops:
+        sub = [r for r in rows if r["op"] == op]
+        precs = [p for p in PRECISIONS if any(r["precision"] == p for r in sub)]
+        meths = list(dict.fromkeys(r["method"] for r in sub))
+        cell = {(r["method"], r["precision"]): r for r in sub}
+        lines.append(f"## {op} (output {sub[0]['shape']}, {sub[0]['n_elements']} elements)")
+        for metric, title in (("rel_fro", "relative Frobenius error"), ("mae", "mean abs error")):
+            lines += ["", f"{title} (`{metric}`):", ""]
+            lines.append("| method | " + " | ".join(precs) + " |")
+            lines.append("|---|" + "---:|" * len(precs))
+            for m in meths:
+                vals = [_fmt(cell[m, p][metric]) if (m, p) in cell else "" for p in precs]
+                lines.append(f"| {m} | " + " | ".join(vals) + " |")
+        lines += ["", "How each run was computed:", ""]
+        for r in sub:
+            lines.append(f"- {r['method']} / {r['precision']}: {r['computed']}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_markdown(rows: Sequence[Mapping], path: str | Path, **kwargs) -> Path:
+    """Write :func:`to_markdown` of the rows to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(to_markdown(rows, **kwargs))
+    return path
+
+
+def plot_error_vs_precision(
+    rows: Sequence[Mapping], path: str | Path, op: str | None = None, metric: str = "rel_fro"
+) -> Path:
+    """Plot error against precision, one line per method, log-scale y, into a PNG.
+
+    Two panels share the y axis: float formats (bfloat16, float16, float32, float64) and
+    integer formats (int8, int16, int32), each ordered by bits (the inputs differ between
+    the panels, see :func:`draw_inputs`). An error of exactly 0 cannot sit on a log axis: it
+    is drawn at a floor line labelled "exact (0)" below the smallest non-zero error. Lines
+    are shifted sideways by a few hundredths of a tick so that methods with equal errors
+    stay visible.
+
+    Args:
+        rows: rows of :func:`precision_table`.
+        path: PNG file to write (parent folders are created).
+        op: the op to plot; may be omitted when the rows hold one op only.
+        metric: ``"rel_fro"`` or ``"mae"``.
+
+    Returns:
+        ``path`` as a ``Path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = check_choice("metric", metric, ("rel_fro", "mae"))
+    if not rows:
+        raise ValueError("rows: got no rows, expected the output of precision_table")
+    present = list(dict.fromkeys(r["op"] for r in rows))
+    if op is None:
+        if len(present) != 1:
+            raise ValueError(f"op: got None, expected one of {present} (the rows hold several)")
+        op = present[0]
+    op = check_choice("op", op, present)
+    sub = [r for r in rows if r["op"] == op]
+    positive = [r[metric] for r in sub if 0 < r[metric] < math.inf]
+    floor = 10 ** math.floor(math.log10(min(positive)) - 1) if positive else 1e-17
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True,
+                             gridspec_kw={"width_ratios": [4, 3]})  # fmt: skip
+    methods = list(dict.fromkeys(r["method"] for r in sub))
+    markers = "osD^vP*X"
+    for ax, group, title in ((axes[0], FLOAT_PRECISIONS, "float formats"),
+                             (axes[1], INT_PRECISIONS, "integer formats")):  # fmt: skip
+        precs = [p for p in PRECISIONS if p in group and any(r["precision"] == p for r in sub)]
+        for i, m in enumerate(methods):
+            vals = {r["precision"]: r[metric] for r in sub if r["method"] == m}
+            xs = [j for j, p in enumerate(precs) if p in vals]
+            ys = [max(vals[precs[j]], floor) for j in xs]
+            shift = (i - (len(methods) - 1) / 2) * 0.04  # keep coinciding lines visible
+            ax.plot([x + shift for x in xs], ys, marker=markers[i % len(markers)], label=m,
+                    alpha=0.85)  # fmt: skip
+        ax.axhline(floor, color="grey", linestyle=":", linewidth=1)
+        ax.set_xticks(range(len(precs)), [f"{p}\n({BITS[p]} bits)" for p in precs])
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.grid(True, which="major", alpha=0.3)
+    axes[0].set_ylabel(f"{metric} vs float64 direct")
+    axes[1].annotate("exact (0)", (0, floor), xytext=(2, 3), textcoords="offset points",
+                     fontsize=8, color="grey")  # fmt: skip
+    axes[0].annotate("exact (0)", (0, floor), xytext=(2, 3), textcoords="offset points",
+                     fontsize=8, color="grey")  # fmt: skip
+    axes[1].legend(loc="best", fontsize=8)
+    fig.suptitle(f"{op}: error against numerical precision")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> list[Path]:
+    """``python -m dnnkernels.precision --out DIR``: table.csv, table.md and one PNG per op."""
+    parser = argparse.ArgumentParser(
+        prog="python -m dnnkernels.precision",
+        description="Reconstruction error of every conv2d / matmul method at every precision.",
+    )
+    parser.add_argument("--out", default="build/precision", help="output folder")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    parser.add_argument("--int-high", type=int, default=3,
+                        help="integer inputs are uniform in [-INT_HIGH, INT_HIGH]")  # fmt: skip
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    args = parser.parse_args(argv)
+
+    rows = precision_table(seed=args.seed, int_high=args.int_high, progress=not args.no_progress)
+    out = Path(args.out)
+    written = [
+        write_csv(rows, out / "table.csv"),
+        write_markdown(rows, out / "table.md", seed=args.seed, int_high=args.int_high),
+    ]
+    for op in OPS:
+        written.append(plot_error_vs_precision(rows, out / f"{op}.png", op=op))
+    for p in written:
+        print(p)
+    return written
+
+
+if __name__ == "__main__":
+    main()

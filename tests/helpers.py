@@ -1,0 +1,63 @@
+"""Test helpers shared by the test files: closeness with a useful message, seeded tensors."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def _as_float64(value: object) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    return torch.as_tensor(value).detach().to("cpu", torch.float64)
+
+
+def assert_close(
+    actual: object, expected: object, rtol: float, atol: float, what: str = "result"
+) -> None:
+    """Assert ``|actual - expected| <= atol + rtol * |expected|`` entry-wise (in float64).
+
+    Tensors, numpy arrays and numbers are accepted. NaN matches NaN only. On failure the
+    message names ``what``, both shapes and dtypes, the number of bad entries, the largest
+    absolute difference (and where it is) and the largest relative difference.
+    """
+    a_dtype = getattr(actual, "dtype", type(actual).__name__)
+    e_dtype = getattr(expected, "dtype", type(expected).__name__)
+    a, e = _as_float64(actual), _as_float64(expected)
+    shapes = (
+        f"actual shape {tuple(a.shape)} ({a_dtype}), expected shape {tuple(e.shape)} ({e_dtype})"
+    )
+    if a.shape != e.shape:
+        raise AssertionError(f"{what}: shapes differ: {shapes}")
+    if a.numel() == 0:
+        return
+    both_nan = torch.isnan(a) & torch.isnan(e)
+    diff = torch.where(both_nan, 0.0, (a - e).abs())
+    diff = torch.where(torch.isnan(diff), torch.inf, diff)  # NaN against a number, inf - inf
+    same_inf = torch.isinf(a) & (a == e)
+    diff = torch.where(same_inf, 0.0, diff)
+    allowed = atol + rtol * e.abs().nan_to_num(posinf=0.0, neginf=0.0)
+    bad = diff > allowed
+    if bool(bad.any()):
+        worst = int(diff.argmax())
+        index = tuple(int(i) for i in np.unravel_index(worst, tuple(a.shape)))
+        relative = (diff / e.abs().clamp_min(1e-300)).max().item()
+        raise AssertionError(
+            f"{what}: {int(bad.sum())} of {a.numel()} entries differ beyond "
+            f"rtol={rtol:g}, atol={atol:g}; {shapes}; largest abs difference "
+            f"{diff.max().item():.3e} at {index} (actual {a.flatten()[worst].item():.17g}, "
+            f"expected {e.flatten()[worst].item():.17g}); largest relative difference "
+            f"{relative:.3e}"
+        )
+
+
+def relative_error(actual: object, expected: object) -> float:
+    """Relative Frobenius error ``||actual - expected|| / ||expected||`` in float64."""
+    a, e = _as_float64(actual), _as_float64(expected)
+    return float((a - e).norm() / e.norm())
+
+
+def randn(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Standard normal tensor from its own seeded generator (independent of global state)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)

@@ -1,0 +1,439 @@
+"""The built course book, checked as a reader would see it.
+
+The book is (re)built once per session with ``book/build.py`` (jupyter-cache makes an
+unchanged rebuild quick), served from 127.0.0.1 by ``http.server`` in a thread, and opened
+in Debian's headless Chromium, driven over the DevTools protocol through
+``--remote-debugging-pipe`` (standard library only: JSON messages separated by NUL bytes on
+file descriptors 3 and 4 of the browser).
+
+The browser test records every request the pages make and fails if one leaves 127.0.0.1.
+A screenshot of a chapter page is kept at ``build/book/screenshot.png``.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import functools
+import html
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "build" / "book" / "_build" / "html"
+SCREENSHOT = ROOT / "build" / "book" / "screenshot.png"
+CHROMIUM = "/usr/bin/chromium"
+BOOK_TITLE = "dnnkernels"
+CHAPTER = "chapters/01_cost.html"
+CHAPTER_TITLE = "Cost of DNN layers"
+
+sys.path.insert(0, str(ROOT / "src"))
+from dnnkernels.tasks import TASKS  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------
+# fixtures: the built book, a local web server, the browser
+
+
+@pytest.fixture(scope="module")
+def built_book() -> Path:
+    """Build the reader's book (cached) and return its HTML folder."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "book" / "build.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        pytest.fail(
+            "book/build.py failed:\n" + result.stdout[-6000:] + "\n" + result.stderr[-6000:]
+        )
+    assert (HTML / "index.html").is_file(), f"{HTML / 'index.html'} was not built"
+    return HTML
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002  (signature of the base class)
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(built_book: Path):
+    """Serve the built book on 127.0.0.1 (a free port) for the duration of the module."""
+    handler = functools.partial(_QuietHandler, directory=str(built_book))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+def _ensure_chromium() -> str:
+    if Path(CHROMIUM).is_file():
+        return CHROMIUM
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"{CHROMIUM} is missing and this user cannot install it: "
+            "run `sudo apt-get update && sudo apt-get install -y chromium`"
+        )
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+        )
+        if done.returncode != 0:
+            pytest.fail(f"`{' '.join(cmd)}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    assert Path(CHROMIUM).is_file(), f"apt-get installed chromium but {CHROMIUM} is missing"
+    return CHROMIUM
+
+
+def _high_fd(fd: int) -> int:
+    """A copy of ``fd`` numbered 10 or higher (the original is closed)."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe.
+
+    ``send`` issues a command and waits for its answer; ``events`` collects every event
+    (``(method, params, sessionId)``) in arrival order.
+    """
+
+    FLAGS = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-features=Translate,OptimizationHints,MediaRouter",
+        "--hide-scrollbars",
+        "--window-size=1280,900",
+        "--remote-debugging-pipe",
+    ]
+
+    def __init__(self, executable: str, profile: Path, log: Path):
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+        # move the browser's ends above 9 so that the redirections below cannot clash
+        to_browser_r, from_browser_w = (_high_fd(fd) for fd in (to_browser_r, from_browser_w))
+        args = [executable, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        # the browser reads commands on fd 3 and writes answers on fd 4
+        script = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
+        self._log = open(log, "wb")  # noqa: SIM115  (closed in close())
+        self.proc = subprocess.Popen(
+            ["bash", "-c", script, *args],
+            pass_fds=(to_browser_r, from_browser_w),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self.events: list[tuple[str, dict, str | None]] = []
+        self._answers: dict[int, dict] = {}
+        self._cond = threading.Condition()
+        self._next_id = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        buffer = b""
+        while True:
+            chunk = os.read(self._from_browser, 1 << 16)
+            if not chunk:
+                break
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\0")
+            with self._cond:
+                for raw in messages:
+                    message = json.loads(raw)
+                    if "id" in message:
+                        self._answers[message["id"]] = message
+                    else:
+                        self.events.append(
+                            (message["method"], message.get("params", {}), message.get("sessionId"))
+                        )
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None,
+             timeout: float = 60.0) -> dict:
+        with self._cond:
+            self._next_id += 1
+            ident = self._next_id
+        message = {"id": ident, "method": method, "params": params or {}}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while ident not in self._answers:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise TimeoutError(f"no answer to {method} within {timeout} s")
+                self._cond.wait(left)
+            answer = self._answers.pop(ident)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer.get("result", {})
+
+    def wait_event(self, method: str, session: str, since: int, timeout: float = 60.0) -> dict:
+        """Wait for event ``method`` of ``session`` among the events after index ``since``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for name, params, sid in self.events[since:]:
+                    if name == method and sid == session:
+                        return params
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no {method} within {timeout} s")
+                self._cond.wait(left)
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=10)
+        except (TimeoutError, RuntimeError, OSError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._to_browser)
+        self._reader.join(timeout=5)
+        os.close(self._from_browser)
+        self._log.close()
+
+
+class Page:
+    """One tab of the browser, with its own DevTools session."""
+
+    def __init__(self, browser: Browser):
+        self.browser = browser
+        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        self.session = browser.send(
+            "Target.attachToTarget", {"targetId": target, "flatten": True}
+        )["sessionId"]
+        for domain in ("Page", "Network", "Runtime"):
+            self.send(f"{domain}.enable")
+
+    def send(self, method: str, params: dict | None = None) -> dict:
+        return self.browser.send(method, params, self.session)
+
+    def goto(self, url: str) -> None:
+        since = len(self.browser.events)
+        answer = self.send("Page.navigate", {"url": url})
+        assert not answer.get("errorText"), f"{url}: {answer['errorText']}"
+        self.browser.wait_event("Page.loadEventFired", self.session, since)
+
+    def eval(self, expression: str):
+        answer = self.send(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+        )
+        if "exceptionDetails" in answer:
+            raise RuntimeError(f"{expression}: {answer['exceptionDetails']}")
+        return answer["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 30.0):
+        """Poll a JavaScript expression until it is truthy; return its last value."""
+        deadline = time.monotonic() + timeout
+        value = self.eval(expression)
+        while not value and time.monotonic() < deadline:
+            time.sleep(0.2)
+            value = self.eval(expression)
+        return value
+
+    def requests(self) -> list[str]:
+        """URLs of every request this page has made so far."""
+        return [
+            params["request"]["url"]
+            for name, params, sid in list(self.browser.events)
+            if name == "Network.requestWillBeSent" and sid == self.session
+        ]
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    executable = _ensure_chromium()
+    folder = tmp_path_factory.mktemp("chromium")
+    instance = Browser(executable, folder / "profile", folder / "chromium.log")
+    yield instance
+    instance.close()
+
+
+# ---------------------------------------------------------------------------------------
+# the reader's view
+
+
+def _leaves_localhost(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme in {"data", "blob", "about"}:
+        return False
+    return parts.scheme not in {"http", "https"} or parts.hostname != "127.0.0.1"
+
+
+@pytest.mark.browser
+def test_book_in_headless_chromium(site: str, browser: Browser):
+    page = Page(browser)
+
+    # the index: title and every link of the table of contents
+    page.goto(site + "index.html")
+    title = page.eval("document.title")
+    assert BOOK_TITLE in title, f"index title {title!r} does not name the book"
+    toc = page.eval(
+        "Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal'))"
+        ".map(a => a.href)"
+    )
+    assert len(toc) >= 12, f"the table of contents has only {len(toc)} links: {toc}"
+    assert any(link.endswith(CHAPTER) for link in toc), f"{CHAPTER} is not in the toc: {toc}"
+    for link in toc:
+        with urllib.request.urlopen(link.split("#")[0], timeout=10) as answer:
+            assert answer.status == 200, f"toc link {link}: HTTP {answer.status}"
+
+    # a chapter: its title, a computed figure, typeset math
+    page.goto(site + CHAPTER)
+    title = page.eval("document.title")
+    assert CHAPTER_TITLE in title, f"chapter title {title!r}, expected {CHAPTER_TITLE!r}"
+    figures = page.wait_for(
+        "Array.from(document.querySelectorAll('.cell_output img'))"
+        ".filter(i => i.complete && i.naturalWidth > 0).length"
+    )
+    assert figures, "no figure image of the chapter loaded (naturalWidth > 0)"
+    typeset = page.wait_for("document.querySelectorAll('mjx-container').length")
+    assert typeset, "MathJax typeset nothing (no mjx-container element)"
+    errors = page.eval("document.querySelectorAll('mjx-merror').length")
+    assert errors == 0, f"{errors} formulas failed to typeset (mjx-merror)"
+    # let MathJax fetch its fonts before the screenshot and the request check
+    page.wait_for("document.fonts.status === 'loaded'")
+
+    shot = page.send("Page.captureScreenshot", {"format": "png"})
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))
+
+    requests = page.requests()
+    assert any(urlsplit(u).path.endswith("/tex-chtml.js") for u in requests), "no MathJax request"
+    outside = [url for url in requests if _leaves_localhost(url)]
+    assert not outside, f"requests left 127.0.0.1: {outside}"
+
+
+# ---------------------------------------------------------------------------------------
+# what the reader's book must and must not contain
+
+
+class _Text(HTMLParser):
+    """Visible text and headings (h1-h6 text) of an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self.headings: list[str] = []
+        self._heading: list[str] | None = None
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in {"script", "style"}:
+            self._skip += 1
+        elif re.fullmatch(r"h[1-6]", tag):
+            self._heading = []
+
+    def handle_endtag(self, tag):
+        if tag in {"script", "style"}:
+            self._skip = max(0, self._skip - 1)
+        elif re.fullmatch(r"h[1-6]", tag) and self._heading is not None:
+            self.headings.append(" ".join("".join(self._heading).split()))
+            self._heading = None
+
+    def handle_data(self, data):
+        if self._skip:
+            return
+        self.parts.append(data)
+        if self._heading is not None:
+            self._heading.append(data)
+
+
+def _page_text(path: Path) -> _Text:
+    parser = _Text()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def _solution_lines() -> dict[str, list[str]]:
+    """Distinctive lines of each reference solution (between the solution markers)."""
+    lines: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "src" / "dnnkernels").glob("*.py")):
+        inside = False
+        for line in path.read_text().splitlines():
+            stripped = line.strip()
+            if stripped == "### BEGIN SOLUTION":
+                inside = True
+            elif stripped == "### END SOLUTION":
+                inside = False
+            elif inside and len(stripped) >= 25 and not stripped.startswith(("#", '"""')):
+                lines.setdefault(path.name, []).append(stripped)
+    return lines
+
+
+@pytest.mark.slow
+def test_reader_book_has_no_solutions(built_book: Path):
+    solutions = _solution_lines()
+    assert solutions, "found no solution markers in src/dnnkernels (cannot check the book)"
+    pages = sorted(built_book.rglob("*.html"))
+    text = {p: " ".join(html.unescape("".join(_page_text(p).parts)).split()) for p in pages}
+    assert not (built_book / "solutions").exists(), "the reader's book has a solutions folder"
+    for page, words in text.items():
+        assert "BEGIN SOLUTION" not in words, f"{page}: shows a solution marker"
+        for module, lines in solutions.items():
+            for line in lines:
+                assert " ".join(line.split()) not in words, (
+                    f"{page.relative_to(built_book)} shows a line of the solution in "
+                    f"{module}: {line!r}"
+                )
+    # nor do the pages' downloadable sources (_sources/*.ipynb, *.md)
+    for source in sorted((built_book / "_sources").rglob("*")):
+        if source.is_file():
+            assert "BEGIN SOLUTION" not in source.read_text(errors="replace"), source
+
+
+@pytest.mark.slow
+def test_every_task_has_a_heading_named_by_its_id(built_book: Path):
+    headings = []
+    for page in sorted(built_book.rglob("*.html")):
+        # drop the section number ("7.1.2. ") and the permalink sign
+        headings += [re.sub(r"^[0-9.]+\s*", "", h) for h in _page_text(page).headings]
+    for task in TASKS:
+        assert any(h.startswith(f"{task}:") or h.startswith(f"{task} ") for h in headings), (
+            f"no book heading starts with the task ID {task!r}"
+        )
+
+
+@pytest.mark.slow
+def test_no_page_references_another_host(built_book: Path):
+    sys.path.insert(0, str(ROOT / "book"))
+    from build import external_loads
+
+    assert external_loads(built_book) == []
