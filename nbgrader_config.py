@@ -22,6 +22,7 @@ c = get_config()  # noqa: F821  (provided by traitlets when it loads this file)
 
 REPO = Path(__file__).resolve().parent
 GRADING = Path(os.environ.get("DNNK_GRADING_DIR") or REPO / "build" / "grading").resolve()
+GRADING.mkdir(parents=True, exist_ok=True)  # sqlite creates the gradebook, not its folder
 
 c.CourseDirectory.course_id = "dnnkernels"
 c.CourseDirectory.root = str(REPO / "build" / "course")

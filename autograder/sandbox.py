@@ -16,8 +16,9 @@ What the audit hook (:pep:`578`) denies, once installed:
 - starting processes (``subprocess``, ``os.system``, ``os.exec*``, ``os.spawn*``,
   ``os.posix_spawn``, ``os.fork``), sending signals (``os.kill``), loading native code or
   calling C functions through ``ctypes``, opening sockets to anywhere, opening SQLite
-  databases, raising resource limits, and importing ``_posixsubprocess`` (whose
-  ``fork_exec`` has no audit event of its own; the attribute is also removed).
+  database files (in-memory ones are allowed), raising resource limits, and importing
+  ``_posixsubprocess`` (whose ``fork_exec`` has no audit event of its own; the attribute
+  is also removed).
 
 An audit hook cannot be removed once installed, so student code cannot switch it off.
 Denials raise ``PermissionError`` (an ``OSError``: libraries that probe the file system,
@@ -60,7 +61,6 @@ BLOCKED_EVENTS = frozenset(
         "socket.bind",
         "socket.sendto",
         "socket.sendmsg",
-        "sqlite3.connect",
         "resource.setrlimit",
         "resource.prlimit",
         "os.chroot",
@@ -68,7 +68,7 @@ BLOCKED_EVENTS = frozenset(
     }
 )
 
-BLOCKED_MODULES = frozenset({"_posixsubprocess", "_ctypes", "ctypes", "multiprocessing"})
+BLOCKED_MODULES = frozenset({"_posixsubprocess", "_ctypes", "ctypes"})
 
 # events whose first argument (and for two-path events the second) is written to
 WRITE_EVENTS_ONE = frozenset(
@@ -92,8 +92,16 @@ WRITE_EVENTS_ONE = frozenset(
     }
 )
 WRITE_EVENTS_TWO = frozenset(
-    {"os.rename", "os.link", "os.symlink", "shutil.copyfile", "shutil.copymode",
-     "shutil.copystat", "shutil.move", "shutil.copytree"}
+    {
+        "os.rename",
+        "os.link",
+        "os.symlink",
+        "shutil.copyfile",
+        "shutil.copymode",
+        "shutil.copystat",
+        "shutil.move",
+        "shutil.copytree",
+    }
 )
 READ_EVENTS = frozenset({"os.listdir", "os.scandir", "glob.glob", "glob.glob/2", "os.chdir"})
 
@@ -184,6 +192,9 @@ def install(deny_read, allow_read, allow_write) -> Policy:
                     check_read(path_arg)
             elif event in BLOCKED_EVENTS:
                 deny(event)
+            elif event == "sqlite3.connect":
+                if not args or args[0] not in (":memory:", "", b":memory:"):
+                    deny("opening an SQLite database")
             elif event == "import":
                 if args and args[0] in BLOCKED_MODULES:
                     deny(f"importing {args[0]}")

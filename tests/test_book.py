@@ -179,8 +179,13 @@ class Browser:
         with self._cond:
             self._cond.notify_all()
 
-    def send(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float = 60.0) -> dict:
+    def send(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float = 60.0,
+    ) -> dict:
         with self._cond:
             self._next_id += 1
             ident = self._next_id
@@ -235,9 +240,9 @@ class Page:
     def __init__(self, browser: Browser):
         self.browser = browser
         target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = browser.send(
-            "Target.attachToTarget", {"targetId": target, "flatten": True}
-        )["sessionId"]
+        self.session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
         for domain in ("Page", "Network", "Runtime"):
             self.send(f"{domain}.enable")
 

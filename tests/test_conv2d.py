@@ -463,3 +463,18 @@ def test_single_and_batched_forms_agree(data):
     batched = conv2d(x, k, b, method="im2col", **kwargs)[0, 0]
     single = conv2d(x[0, 0], k[0, 0], b, method="im2col", **kwargs)
     assert torch.equal(single, batched)
+
+
+def test_fast_fft_size_is_the_smallest_5_smooth_length():
+    from dnnkernels.conv2d import fast_fft_size
+
+    def smooth(n):
+        for p in (2, 3, 5):
+            while n % p == 0:
+                n //= p
+        return n == 1
+
+    for n in range(1, 300):
+        L = fast_fft_size(n)
+        assert L >= n and smooth(L), f"fast_fft_size({n}) = {L} is not a 5-smooth length >= {n}"
+        assert all(not smooth(j) for j in range(n, L)), f"fast_fft_size({n}) = {L} skips a smaller one"

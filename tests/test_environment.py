@@ -37,7 +37,11 @@ def test_environment_yml_matches_pyproject():
     environment = _environment_requirements()
     missing = sorted(set(pyproject) - set(environment))
     extra = sorted(set(environment) - set(pyproject))
-    differ = {n: (pyproject[n], environment[n]) for n in pyproject if environment.get(n, pyproject[n]) != pyproject[n]}
+    differ = {
+        n: (pyproject[n], environment[n])
+        for n in pyproject
+        if environment.get(n, pyproject[n]) != pyproject[n]
+    }
     assert not missing, f"environment.yml lacks {missing} that pyproject.toml pins"
     assert not extra, f"environment.yml pins {extra} that pyproject.toml does not"
     assert not differ, f"versions differ (pyproject, environment.yml): {differ}"
@@ -45,7 +49,9 @@ def test_environment_yml_matches_pyproject():
 
 def test_environment_yml_uses_python_311():
     text = (ROOT / "environment.yml").read_text()
-    assert re.search(r"^\s+-\s+python=3\.11\s*$", text, re.M), "environment.yml must pin python=3.11"
+    assert re.search(r"^\s+-\s+python=3\.11\s*$", text, re.M), (
+        "environment.yml must pin python=3.11"
+    )
 
 
 def test_torch_is_the_cpu_pin():

@@ -215,7 +215,8 @@ def bench_fft(
 
     Returns:
         One row per kernel size (method ``fft``, baseline ``im2col``); the ``note`` gives
-        the time of ``F.conv2d`` for scale.
+        the FFT size ``size + ks - 1`` (FFT speed depends on its prime factors) and the time
+        of ``F.conv2d`` for scale.
     """
     _check_common(threads, min_run_time, seed, rounds)
     check_int("size", size, low=1)
@@ -247,7 +248,7 @@ def bench_fft(
                     t_col,
                     "faster than im2col" if large else "",
                     (t_fft < t_col) if large else None,
-                    f"torch {_fmt_time(t_torch)}",
+                    f"FFT size {size + ks - 1}x{size + ks - 1}; torch {_fmt_time(t_torch)}",
                 )  # fmt: skip
             )
     return rows
@@ -378,14 +379,17 @@ def render_section(name: str, rows: Sequence[dict], machine: str) -> str:
     lines.append("ratio = time / baseline time (below 1: faster than the baseline).")
     if name == "fft":
         cross = fft_crossover(rows)
-        lines.append(
-            "Crossover: "
-            + (
-                f"fft is faster than im2col from k = {cross} on."
-                if cross
-                else "fft is not faster than im2col at the largest kernel measured."
-            )  # fmt: skip
-        )
+        if cross:
+            lines.append(f"Crossover: fft is faster than im2col from k = {cross} on.")
+        else:
+            lines.append("Crossover: none, fft is not faster than im2col at the largest k.")
+        large = [r for r in rows if r["met"] is not None]
+        if large:
+            faster = sum(bool(r["met"]) for r in large)
+            lines.append(
+                f"fft is faster than im2col at {faster} of the {len(large)} large kernel "
+                "sizes (the rows with a target)."
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -500,7 +500,7 @@ class QuantLayer:
     in_scale: float
     weight_scale: float
     out_scale: float | None
-    _gemm: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def fan_in(self) -> int:
@@ -543,17 +543,67 @@ class QuantLayer:
             outputs = o
         return LayerOps(self.name, self.kind, outputs, self.fan_in, n_mul, n_add)
 
-    def gemm_matrix(self) -> torch.Tensor:
-        """float64 matrix that maps input patches to ``[P | N]`` (sums of positive / negative
-        products): (K, 2O) for non-negative inputs, (2K, 2O) on ``[x+ | x-]`` for signed."""
-        if self._gemm is None:
-            w = self.weight.reshape(self.out_channels, -1).to(torch.float64).T  # (K, O)
+    @property
+    def sum_bound(self) -> int:
+        """Upper bound of the sum of |products| of one output (bias excluded):
+        ``K * max|x| * max|w|`` with ``max|x|`` = 128 (int8 input) or 255 (uint8)."""
+        return self.fan_in * (128 if self.signed_input else 255) * int(self.weight.abs().max())
+
+    @property
+    def sum_dtype(self) -> torch.dtype:
+        """float32 when every partial sum of products is an integer below 2**24 (then any
+        summation order is exact), else float64 (exact below 2**53)."""
+        return torch.float32 if self.sum_bound < 2**24 else torch.float64
+
+    def split_weight(self) -> torch.Tensor:
+        """Weight giving ``[P | N]`` (sums of the positive / negative products) in one product.
+
+        Non-negative input: ``[w+ ; w-]`` stacked on the output axis, (2O, C, kh, kw) or
+        (2O, I). Signed input, fed as ``[x+ , x-]`` on the input axis: rows
+        ``[w+ , w- ; w- , w+]``, (2O, 2C, kh, kw) or (2O, 2I) (``x- * w-`` is positive).
+        """
+        key = ("split", self.sum_dtype)
+        if key not in self._cache:
+            w = self.weight.to(self.sum_dtype)
             wp, wn = w.clamp(min=0), w.clamp(max=0)
-            top = torch.cat([wp, wn], dim=1)
-            if self.signed_input:  # x- * w- > 0 and x- * w+ < 0
-                top = torch.cat([top, torch.cat([wn, wp], dim=1)], dim=0)
-            self._gemm = top.contiguous()
-        return self._gemm
+            if self.signed_input:
+                split = torch.cat([torch.cat([wp, wn], dim=1), torch.cat([wn, wp], dim=1)])
+            else:
+                split = torch.cat([wp, wn])
+            self._cache[key] = split.contiguous()
+        return self._cache[key]
+
+    def thresholds(self, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per output channel, in ``sum_dtype``: ``P > t_hi`` or ``N < t_lo`` marks a candidate.
+
+        ``t_hi <= hi - max(b, 0)`` and ``t_lo >= lo - min(b, 0)`` (rounded toward the safe
+        side), so an output with ``P <= t_hi`` and ``N >= t_lo`` cannot overflow.
+        """
+        key = ("thresholds", bits)
+        if key not in self._cache:
+            lo, hi = accumulator_range(bits)
+            t_hi = [_round_toward(hi - max(b, 0), self.sum_dtype, down=True) for b in
+                     self.bias.tolist()]
+            t_lo = [_round_toward(lo - min(b, 0), self.sum_dtype, down=False) for b in
+                     self.bias.tolist()]
+            shape = (-1, 1, 1) if self.kind == "conv" else (-1,)
+            self._cache[key] = (
+                torch.tensor(t_hi, dtype=self.sum_dtype).reshape(shape),
+                torch.tensor(t_lo, dtype=self.sum_dtype).reshape(shape),
+            )
+        return self._cache[key]
+
+
+def _round_toward(value: int, dtype: torch.dtype, down: bool) -> float:
+    """``value`` as a float of ``dtype``, rounded down (or up) so that the float is <= (>=)
+    the exact integer."""
+    kind = np.float32 if dtype == torch.float32 else np.float64
+    f = kind(value)
+    if down and int(f) > value:
+        f = np.nextafter(f, kind(-np.inf))
+    if not down and int(f) < value:
+        f = np.nextafter(f, kind(np.inf))
+    return float(f)
 
 
 @dataclass
@@ -831,44 +881,74 @@ class IntegerOutput:
     overflows: dict[str, torch.Tensor]
 
 
-def _patches(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Rows of products' left factors: (N * L, K) float64 and L (outputs per channel)."""
-    n = x.shape[0]
+def _exact_conv_ok(x: torch.Tensor, w: torch.Tensor, layer: QuantLayer) -> bool:
+    """True when ``F.conv2d`` would run a direct (or im2col + GEMM) algorithm, which is exact
+    on integers whose partial sums are representable; False for Winograd / FFT-style
+    backends (NNPACK, ...) and for reduced-precision float32 settings."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    conv_precision = getattr(getattr(torch.backends.mkldnn, "conv", None), "fp32_precision", "")
+    if conv_precision not in ("", "none", "ieee"):
+        return False
+    try:
+        backend = torch._C._select_conv_backend(
+            x, w, None, [layer.stride] * 2, [layer.padding] * 2, [1, 1], False, [0, 0], 1, None
+        )
+    except Exception:  # private API: if it changes, use the explicit GEMM
+        return False
+    return str(backend).rsplit(".", 1)[-1] in ("Mkldnn", "Slow2d")
+
+
+def _signed_sums(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums of the positive and of the negative products of every output (bias excluded).
+
+    Args:
+        x: the layer input, float (N, C, H, W) or (N, I), integer values.
+
+    Returns:
+        ``(P, N)``, each (N, O, H', W') or (N, O) in ``layer.sum_dtype``, exact.
+    """
+    dtype = layer.sum_dtype
+    x = x.to(dtype)
+    if layer.signed_input:
+        x = torch.cat([x.clamp(min=0), x.clamp(max=0)], dim=1)
+    w = layer.split_weight()
+    o = layer.out_channels
     if layer.kind == "linear":
-        return x.reshape(n, -1), 1
-    kh, kw = layer.weight.shape[2:]
-    cols = F.unfold(x, (kh, kw), padding=layer.padding, stride=layer.stride)  # (N, K, L)
-    length = cols.shape[2]
-    return cols.transpose(1, 2).reshape(n * length, -1), length
+        pn = x @ w.T
+    else:
+        with torch.backends.nnpack.flags(enabled=False):
+            if dtype == torch.float32 and _exact_conv_ok(x, w, layer):
+                pn = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
+            else:  # explicit im2col + GEMM: exact in any summation order
+                kh, kw = w.shape[2:]
+                cols = F.unfold(x, (kh, kw), padding=layer.padding, stride=layer.stride)
+                pn = (w.reshape(2 * o, -1) @ cols).reshape(len(x), 2 * o, *layer.conv_out_size)
+    return pn[:, :o], pn[:, o:]
+
+
+def _products(layer: QuantLayer, x: torch.Tensor, idx: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Products of the outputs ``idx`` in canonical order, bias appended: int64 (M, K + 1).
+
+    Args:
+        x: the layer input (N, C, H, W) or (N, I), integer values (any dtype).
+        idx: ``(n, o, i, j)`` for a convolution, ``(n, o)`` for a linear layer (int64 (M,)).
+    """
+    xi = x.to(torch.int64)
+    o_idx = idx[1]
+    weight = layer.weight.reshape(layer.out_channels, -1)
+    if layer.kind == "conv":
+        kh, kw = layer.weight.shape[2:]
+        p, s = layer.padding, layer.stride
+        windows = F.pad(xi, (p, p, p, p)).unfold(2, kh, s).unfold(3, kw, s)  # (N,C,H',W',kh,kw)
+        patches = windows[idx[0], :, idx[2], idx[3]].reshape(len(o_idx), -1)  # (c, u, v) order
+    else:
+        patches = xi[idx[0]]
+    return torch.cat([patches * weight[o_idx], layer.bias[o_idx].unsqueeze(1)], dim=1)
 
 
 #: products gathered per chunk of candidate outputs (int64 elements), bounds memory
 _CHUNK_ELEMENTS = 2**22
-
-
-def _accumulate_candidates(
-    layer: QuantLayer,
-    rows: torch.Tensor,
-    candidates: torch.Tensor,
-    acc: torch.Tensor,
-    flags: torch.Tensor,
-    bits: int,
-    mode: str,
-) -> None:
-    """Sequential accumulation (by :func:`accumulate`) of the candidate outputs, in place."""
-    r_idx, o_idx = candidates.nonzero(as_tuple=True)
-    if len(r_idx) == 0:
-        return
-    weight = layer.weight.reshape(layer.out_channels, -1)
-    chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
-    for start in range(0, len(r_idx), chunk):
-        r, o = r_idx[start : start + chunk], o_idx[start : start + chunk]
-        products = torch.cat(
-            [rows[r].to(torch.int64) * weight[o], layer.bias[o].unsqueeze(1)], dim=1
-        )
-        sums, over = accumulate(products, bits, mode)
-        acc[r, o] = sums
-        flags[r, o] = over
 
 
 def _layer_fast(
@@ -878,35 +958,39 @@ def _layer_fast(
     mode: str,
     observer: Callable | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One layer, vectorized. x: float64 (N, ...) integer-valued. Returns the next input
-    (float64, uint8 values) or the logits (int64), and overflowed outputs per image."""
+    """One layer, vectorized.
+
+    Args:
+        x: float (N, C, H, W) or (N, I) holding the integer input.
+
+    Returns:
+        the next layer's input (float32 holding uint8 values, pooled) -- or, for the output
+        layer, the logits (int64 (N, O)) -- and the overflowed outputs per image (int64 (N,)).
+    """
     n = x.shape[0]
-    lo, hi = accumulator_range(bits)
-    rows, length = _patches(layer, x)
-    if layer.signed_input:
-        rows_in = torch.cat([rows.clamp(min=0), rows.clamp(max=0)], dim=1)
-    else:
-        rows_in = rows
-    pn = rows_in @ layer.gemm_matrix()  # (R, 2O): sums of positive and negative products
-    o = layer.out_channels
-    pos, neg = pn[:, :o], pn[:, o:]
-    acc = (pos + neg).to(torch.int64) + layer.bias  # exact: all integers below 2**53
-    pos = pos + layer.bias.clamp(min=0).to(torch.float64)
-    neg = neg + layer.bias.clamp(max=0).to(torch.float64)
+    pos, neg = _signed_sums(layer, x)
+    shape = (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
+    bias = layer.bias.reshape(shape)
     if observer is not None:
-        observer(layer, rows, acc, pos, neg)
-    flags = torch.zeros(acc.shape, dtype=torch.bool)
-    candidates = (pos > hi) | (neg < lo)  # only these can leave [lo, hi]
-    _accumulate_candidates(layer, rows, candidates, acc, flags, bits, mode)
-    overflows = flags.reshape(n, -1).sum(dim=1)
+        observer(layer, x, pos, neg)
+    t_hi, t_lo = layer.thresholds(bits)
+    candidates = ((pos > t_hi) | (neg < t_lo)).nonzero(as_tuple=True)  # only these can overflow
     if layer.out_scale is None:
-        return acc.reshape(n, -1), overflows
-    q = requantize(acc, layer.multiplier)
-    if layer.kind == "conv":
-        ho, wo = layer.conv_out_size
-        q = q.reshape(n, length, o).transpose(1, 2).reshape(n, o, ho, wo)
-        if layer.pool:
-            q = F.max_pool2d(q, layer.pool)
+        acc = (pos + neg).to(torch.int64) + bias
+    else:
+        acc = (pos + neg).to(torch.float64) + bias  # exact integers below 2**53
+    overflows = torch.zeros(n, dtype=torch.int64)
+    chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
+    for start in range(0, len(candidates[0]), chunk):
+        idx = tuple(c[start : start + chunk] for c in candidates)
+        sums, over = accumulate(_products(layer, x, idx), bits, mode)
+        acc[idx] = sums.to(acc.dtype)
+        overflows += torch.bincount(idx[0][over], minlength=n)
+    if layer.out_scale is None:
+        return acc, overflows
+    q = requantize(acc, layer.multiplier).to(torch.float32)
+    if layer.pool:
+        q = F.max_pool2d(q, layer.pool)
     return q, overflows
 
 
@@ -917,9 +1001,11 @@ def _forward_fast(
     mode: str,
     observer: Callable | None = None,
 ) -> IntegerOutput:
-    x = q_input.to(torch.float64)
+    x = q_input.to(torch.float32)
     overflows = {}
     for layer in qnet.layers:
+        if layer.flatten_input:
+            x = x.flatten(1)
         x, overflows[layer.name] = _layer_fast(layer, x, bits[layer.name], mode, observer)
     return IntegerOutput(x, overflows)
 
@@ -1293,9 +1379,10 @@ class PartialSumStats:
 class _RangeObserver:
     """Collects, per layer, the exact range of all prefix sums and the final values.
 
-    A prefix sum of an output lies in ``[N, P]`` (sums of its negative / positive terms),
-    so only outputs with ``P`` above the largest value seen so far (or ``N`` below the
-    smallest) can hold a new extreme: only their products are gathered and cumsummed.
+    A prefix sum of an output lies in ``[N, P]`` (sums of its negative / positive terms,
+    bias included), so only outputs with ``P`` above the largest value seen so far (or
+    ``N`` below the smallest) can hold a new extreme: only their products are gathered and
+    cumsummed.
     """
 
     def __init__(self) -> None:
@@ -1307,8 +1394,11 @@ class _RangeObserver:
         self.hist: dict[str, _IntHistogram] = {}
         self.gathered = 0
 
-    def __call__(self, layer, rows, acc, pos, neg) -> None:
+    def __call__(self, layer: QuantLayer, x: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor):
         name = layer.name
+        shape = (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
+        bias = layer.bias.reshape(shape)
+        acc = (pos + neg).to(torch.int64) + bias
         f_lo, f_hi = int(acc.min()), int(acc.max())
         self.final_lo[name] = min(self.final_lo.get(name, f_lo), f_lo)
         self.final_hi[name] = max(self.final_hi.get(name, f_hi), f_hi)
@@ -1316,18 +1406,15 @@ class _RangeObserver:
         self.hist.setdefault(name, _IntHistogram()).add(acc)
         lo = min(self.lo.get(name, f_lo), f_lo)
         hi = max(self.hi.get(name, f_hi), f_hi)
-        cand = (pos > hi) | (neg < lo)
-        r_idx, o_idx = cand.nonzero(as_tuple=True)
-        weight = layer.weight.reshape(layer.out_channels, -1)
+        p_all = pos.to(torch.int64) + bias.clamp(min=0)
+        n_all = neg.to(torch.int64) + bias.clamp(max=0)
+        candidates = ((p_all > hi) | (n_all < lo)).nonzero(as_tuple=True)
         chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
-        for s in range(0, len(r_idx), chunk):
-            r, o = r_idx[s : s + chunk], o_idx[s : s + chunk]
-            products = torch.cat(
-                [rows[r].to(torch.int64) * weight[o], layer.bias[o].unsqueeze(1)], dim=1
-            )
-            prefix = torch.cumsum(products, dim=1)
+        for start in range(0, len(candidates[0]), chunk):
+            idx = tuple(c[start : start + chunk] for c in candidates)
+            prefix = torch.cumsum(_products(layer, x, idx), dim=1)
             lo, hi = min(lo, int(prefix.min())), max(hi, int(prefix.max()))
-            self.gathered += len(r)
+            self.gathered += len(idx[0])
         self.lo[name], self.hi[name] = lo, hi
 
 

@@ -266,24 +266,8 @@ def _func_name(func) -> str:
     return name
 
 
-_INPLACE_DUNDERS = {"__setitem__"} | {
-    f"__i{op}__"
-    for op in (
-        "add",
-        "sub",
-        "mul",
-        "truediv",
-        "floordiv",
-        "mod",
-        "pow",
-        "matmul",
-        "and",
-        "or",
-        "xor",
-        "lshift",
-        "rshift",
-    )  # fmt: skip
-}
+_INPLACE_OPS = "add sub mul truediv floordiv mod pow matmul and or xor lshift rshift".split()
+_INPLACE_DUNDERS = {"__setitem__"} | {f"__i{op}__" for op in _INPLACE_OPS}
 
 
 def _is_inplace(name: str) -> bool:
@@ -307,16 +291,22 @@ def wrap(values: torch.Tensor, bits: int) -> torch.Tensor:
     """Two's complement wrap-around of integers to ``bits`` bits.
 
     Args:
-        values: an integer tensor (any shape), or a float tensor of integral values below
-            ``2**62`` in magnitude.
-        bits: width, ``2 <= bits <= 63``.
+        values: an integer tensor (any shape), or a float tensor of integral values; all
+            below ``2**62`` in magnitude.
+        bits: width, ``2 <= bits <= 62``.
 
     Returns:
         int64 tensor of the shape of ``values``:
         ``((v + 2**(bits-1)) mod 2**bits) - 2**(bits-1)``, in ``[-2**(bits-1), 2**(bits-1))``.
     """
-    values = check_tensor("values", values)
-    check_int("bits", bits, low=2, high=63)
+    values = check_tensor("values", values, finite=True)
+    check_int("bits", bits, low=2, high=62)
+    if values.is_complex() or values.dtype == torch.bool:
+        raise TypeError(f"values: got dtype {values.dtype}, expected an integer or float dtype")
+    if values.is_floating_point() and not bool((values == torch.round(values)).all()):
+        raise ValueError(f"values: got {describe(values)} with fractions, expected integers")
+    if values.numel() and float(values.abs().max()) >= 2.0**62:
+        raise ValueError("values: got magnitudes of 2**62 or more, expected less")
     half = 1 << (bits - 1)
     return torch.remainder(values.to(torch.int64) + half, 2 * half) - half
 
@@ -488,7 +478,14 @@ def _run(op: str, method: str, precision: str, inputs, options) -> tuple[torch.T
     method = check_choice("method", method, METHODS[op])
     precision = check_choice("precision", precision, PRECISIONS)
     t = _check_inputs(op, inputs)
+    if options is not None and not isinstance(options, Mapping):
+        raise TypeError(f"options: got {describe(options)}, expected a dict or None")
     options = dict(options or {})
+    if op == "conv2d" and options:
+        raise ValueError(
+            f"options: got {sorted(options)}, expected none for conv2d (the harness compares "
+            "with F.conv2d(x, k): stride 1, no padding, no bias)"
+        )
     dtype = DTYPES[precision]
     if precision in INT_PRECISIONS:
         info = torch.iinfo(dtype)
@@ -535,15 +532,16 @@ def run_method(
         inputs: ``{"x": (N, C, H, W), "k": (O, C, kh, kw)}`` or ``{"A": (M, K), "B": (K, N)}``
             (any real dtype, converted to float64; finite). For an integer precision the
             values must be integers within the range of the format.
-        options: extra keyword arguments of the dispatcher (``b``, ``stride``... for conv2d,
-            ``rank_A``, ``rank_B``, ``frac_bits`` for matmul).
+        options: matmul only: keyword arguments of :func:`dnnkernels.matmul.matmul`
+            (``rank_A``, ``rank_B``, ``frac_bits``). conv2d takes none: it runs with stride
+            1, no padding and no bias, like the reference.
 
     Returns:
         The result in the precision's dtype: ``(N, O, H', W')`` or ``(M, N)``.
 
     Raises:
         ValueError: unknown op, method or precision (naming the argument), malformed
-            inputs, or integer inputs outside the format.
+            inputs, integer inputs outside the format, options given for conv2d.
     """
     return _run(op, method, precision, inputs, options)[0]
 
@@ -634,9 +632,11 @@ def precision_table(
         seed: random seed of the inputs.
         sizes: per op, the ``size`` of :func:`draw_inputs`; default :data:`DEFAULT_SIZES`.
         int_high: integer inputs are uniform in ``[-int_high, int_high]``.
-        options: per method name, extra dispatcher arguments. Default: ``"svd"`` factors
-            ``A`` at full rank (``rank_A = min(M, K)``), so its row shows the rounding error of
-            the factored product, not a truncation error (a rank of None would be ``A @ B``).
+        options: per matmul method name, the ``options`` of :func:`run_method` (e.g.
+            ``{"log_approx": {"frac_bits": 6}, "svd": {"rank_A": 8}}``). Unless ``rank_A`` or
+            ``rank_B`` is given, ``"svd"`` factors ``A`` at full rank (``rank_A = min(M, K)``),
+            so its row shows the rounding error of the factored product, not a truncation
+            error (with both ranks None the method is the plain ``A @ B``).
         progress: show a tqdm bar over the grid.
 
     Returns:
@@ -656,7 +656,23 @@ def precision_table(
     if not chosen:
         raise ValueError("precisions: got an empty selection, expected at least one precision")
     precisions = tuple(p for p in PRECISIONS if p in chosen)
+    check_int("int_high", int_high, low=1)
+    for p in precisions:
+        if p in INT_PRECISIONS and int_high > torch.iinfo(DTYPES[p]).max:
+            raise ValueError(
+                f"int_high: got {int_high}, expected at most {torch.iinfo(DTYPES[p]).max} so "
+                f"that the integer inputs fit {p} (the same inputs serve every integer format)"
+            )
     per_op = _select_methods(ops, methods)
+    if options is not None:
+        if not isinstance(options, Mapping):
+            raise TypeError(f"options: got {describe(options)}, expected a dict or None")
+        for key in options:
+            if key not in METHODS["matmul"]:
+                raise ValueError(
+                    f"options: got key {key!r}, expected matmul method names "
+                    f"({', '.join(METHODS['matmul'])}); conv2d methods take no options"
+                )
     sizes = dict(sizes or {})
     unknown = set(sizes) - set(ops)
     if unknown:
@@ -673,9 +689,8 @@ def precision_table(
     for op, method, precision in tqdm(grid, desc="precision grid", disable=not progress):
         kind = "int" if precision in INT_PRECISIONS else "float"
         opts = dict((options or {}).get(method, {}))
-        if options is None and method == "svd":
-            A = inputs[op, kind]["A"]
-            opts["rank_A"] = min(A.shape)
+        if method == "svd" and "rank_A" not in opts and "rank_B" not in opts:
+            opts["rank_A"] = min(inputs[op, kind]["A"].shape)
         y, how = _run(op, method, precision, inputs[op, kind], opts)
         mae, rel = reconstruction_error(y, exact[op, kind])
         rows.append(

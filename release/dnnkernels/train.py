@@ -4,7 +4,7 @@
 Command line (writes ``<out>/<name>.pt`` and updates ``<out>/metrics.json``; ``--out``
 defaults to the package's ``weights/`` directory)::
 
-    python -m dnnkernels.train mlp|lenet [--epochs N] [--seed S] [--out DIR]
+    python -m dnnkernels.train mlp|lenet [--epochs N] [--seed S] [--out DIR] [--train-size N]
 
 Recipe: cross-entropy loss, Adam (lr 1e-3 for both models), batch 128, learning rate decayed
 to 0 by a per-step cosine schedule, shuffling from a generator seeded with ``seed``.
@@ -219,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS)
+    parser.add_argument(
+        "--train-size", type=int, default=None, help="train on the first N images (default all)"
+    )
     parser.add_argument("--data-dir", default=None, help="MNIST cache directory")
     parser.add_argument(
         "--out", default=str(WEIGHTS_DIR), help="output directory (default: package weights/)"
@@ -232,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         args.epochs,
         args.seed,
         data=data,
+        train_size=args.train_size,
         batch_size=args.batch_size,
         lr=args.lr,
         threads=args.threads,

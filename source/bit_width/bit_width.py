@@ -46,7 +46,10 @@ products[0] = torch.tensor([30, 30, -10, -40, 40, 40, -5, 0, 1])  # saturates, t
 for bits in (6, 8, 16):
     for mode in ("saturate", "wrap"):
         sums, overflow = accumulate(products, bits, mode)
-        assert sums.dtype == torch.int64 and overflow.dtype == torch.bool, (sums.dtype, overflow.dtype)
+        assert sums.dtype == torch.int64 and overflow.dtype == torch.bool, (
+            sums.dtype,
+            overflow.dtype,
+        )
         expected = [accumulate_by_hand(row.tolist(), bits, mode) for row in products]
         assert sums.tolist() == [e[0] for e in expected], (bits, mode, sums.tolist(), expected)
         assert overflow.tolist() == [e[1] for e in expected], (bits, mode, overflow.tolist())

@@ -35,8 +35,10 @@ M = torch.randn(30, 20, dtype=torch.float64)
 U, S, Vh = torch.linalg.svd(M, full_matrices=False)
 ranks = [1, 5, 13, 20, 5]
 expected = torch.tensor(
-    [(torch.linalg.norm(M - U[:, :r] @ torch.diag(S[:r]) @ Vh[:r]) / torch.linalg.norm(M)).item()
-     for r in ranks],
+    [
+        (torch.linalg.norm(M - U[:, :r] @ torch.diag(S[:r]) @ Vh[:r]) / torch.linalg.norm(M)).item()
+        for r in ranks
+    ],
     dtype=torch.float64,
 )
 got = low_rank_errors(M, ranks)
@@ -78,7 +80,9 @@ print("factored_matmul_flops: visible checks passed")
 ### BEGIN SOLUTION
 size, true_rank = 128, 8
 gaussian = torch.randn(size, size, dtype=torch.float64)
-low_rank = torch.randn(size, true_rank, dtype=torch.float64) @ torch.randn(true_rank, size, dtype=torch.float64)
+low_rank = torch.randn(size, true_rank, dtype=torch.float64) @ torch.randn(
+    true_rank, size, dtype=torch.float64
+)
 low_rank = low_rank + 0.01 * torch.randn(size, size, dtype=torch.float64)
 ranks = list(range(1, size + 1))
 fig, ax = plt.subplots(figsize=(7, 4))

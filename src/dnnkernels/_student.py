@@ -30,6 +30,7 @@ This module ships in both builds; the reference build never calls it.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 import sys
@@ -249,5 +250,7 @@ def delegating_class(task_id: str, stub: type) -> type:
         "__doc__": stub.__doc__,
         "__module__": stub.__module__,
         "__qualname__": stub.__qualname__,
+        # help() and inspect.signature show the stub's constructor, not (*args, **kwargs)
+        "__signature__": inspect.signature(stub),
     }
     return StudentClass(stub.__name__, (stub,), namespace)

@@ -61,6 +61,7 @@ __all__ = [
     "conv2d_fft",
     "winograd_transforms",
     "output_size",
+    "fast_fft_size",
 ]
 
 METHODS = ("naive", "torch", "im2col", "winograd", "winograd4", "fft")
@@ -286,15 +287,18 @@ def conv2d_im2col(
     """conv2d as one matrix product with the im2col patch matrix.
 
     Pad ``x`` with ``p`` zeros on each side, then collect every ``kh x kw`` window of every
-    channel (windows start every ``s`` pixels) as one row of the patch matrix ``P``::
+    channel (windows start every ``s`` pixels) as one column of the patch matrix ``P``::
 
-        P[(n, i, j), (c, u, v)] = xp[n, c, s*i + u, s*j + v]       P: (N*H'*W', C*kh*kw)
-        K[(c, u, v), o]         = k[o, c, u, v]                    K: (C*kh*kw, O)
-        Y = P @ K                                                  Y: (N*H'*W', O)
+        P[n, (c, u, v), (i, j)] = xp[n, c, s*i + u, s*j + v]      P: (N, C*kh*kw, H'*W')
+        K[o, (c, u, v)]         = k[o, c, u, v]                   K: (O, C*kh*kw)
+        Y[n] = K @ P[n]                                           Y: (N, O, H'*W')
 
-    and reshape ``Y`` to ``(N, O, H', W')``, adding ``b[o]`` to channel ``o``. Build ``P``
-    without a Python loop over pixels: ``Tensor.unfold`` (a strided view of all windows),
-    ``torch.as_strided`` or ``F.unfold`` all work; the only arithmetic is the one product.
+    and reshape ``Y`` to ``(N, O, H', W')``, adding ``b[o]`` to channel ``o``. (Stacking the
+    ``N`` images side by side, this is one GEMM ``(O, C*kh*kw) @ (C*kh*kw, N*H'*W')``.) Build
+    ``P`` without a Python loop over pixels: ``Tensor.unfold`` (a strided view of all
+    windows), ``torch.as_strided`` or ``F.unfold`` all work; the only arithmetic is the
+    product. Putting the pixel index ``(i, j)`` last makes both the copy into ``P`` and the
+    result's layout contiguous, which is several times faster than rows of patches.
 
     Args:
         x: ``(N, C, H, W)``, a float or signed integer dtype.
@@ -315,12 +319,12 @@ def conv2d_im2col(
     # all windows as a strided view: (N, C, H', W', kh, kw), no copy yet
     windows = x.unfold(2, kh, stride).unfold(3, kw, stride)
     Ho, Wo = windows.shape[2], windows.shape[3]
-    # the patch matrix (one copy): rows (n, i, j), columns (c, u, v)
-    patches = windows.permute(0, 2, 3, 1, 4, 5).reshape(N * Ho * Wo, C * kh * kw)
-    y = patches @ k.reshape(O, C * kh * kw).T  # (N*H'*W', O): the one GEMM
+    # the patch matrix (one copy): rows (c, u, v), columns (i, j), one per image
+    patches = windows.permute(0, 1, 4, 5, 2, 3).reshape(N, C * kh * kw, Ho * Wo)
+    y = k.reshape(O, C * kh * kw) @ patches  # (N, O, H'*W'): the GEMM
     if b is not None:
-        y = y + b
-    return y.reshape(N, Ho, Wo, O).permute(0, 3, 1, 2).contiguous()
+        y = y + b.view(1, O, 1)
+    return y.reshape(N, O, Ho, Wo)
     ### END SOLUTION
 
 
@@ -406,9 +410,15 @@ def conv2d_winograd(
        ``as_strided``): ``d`` of shape ``(N, C, T, S, a, a)``.
     3. Input transform: ``V = BT @ d @ BT.T``                               ``(N, C, T, S, a, a)``.
     4. Element-wise product summed over channels:
-       ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]`` (one ``einsum``)  ``(N, O, T, S, a, a)``.
+       ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]``                    ``(N, O, T, S, a, a)``.
+       For each of the ``a*a`` tile positions this is a matrix product over ``c``, so the
+       whole step is a batch of ``a*a`` GEMMs ``(N*T*S, C) @ (C, O)`` (``torch.bmm``).
     5. Output transform: ``Y = AT @ M @ AT.T``                             ``(N, O, T, S, m, m)``.
     6. Reassemble the tiles into ``(N, O, T*m, S*m)``, crop to ``(H-2) x (W-2)``, add ``b[o]``.
+
+    Speed: the 2-D transforms of steps 3 and 5 on every tile at once are one GEMM each, with
+    the Kronecker product of the 1-D transforms: flattening a tile row-major,
+    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``).
 
     Args:
         x: ``(N, C, H, W)`` with ``H, W >= 3``, a floating dtype, finite values.
@@ -429,16 +439,49 @@ def conv2d_winograd(
     Ho, Wo = H - 2, W - 2
     T, S = math.ceil(Ho / m), math.ceil(Wo / m)
     x = F.pad(x, (0, S * m + 2 - W, 0, T * m + 2 - H))
-    U = G @ k @ G.T  # (O, C, a, a)
-    d = x.unfold(2, a, m).unfold(3, a, m)  # (N, C, T, S, a, a), overlapping tiles
-    V = BT @ d @ BT.T  # (N, C, T, S, a, a)
-    M = torch.einsum("ocij,nctsij->notsij", U, V)  # (N, O, T, S, a, a)
-    Y = AT @ M @ AT.T  # (N, O, T, S, m, m)
-    y = Y.permute(0, 1, 2, 4, 3, 5).reshape(N, O, T * m, S * m)[:, :, :Ho, :Wo]
+    # 1. filter transform, laid out as a*a matrices (C, O): U[p, c, o]
+    U = (G @ k @ G.T).reshape(O, C, a * a).permute(2, 1, 0)  # (a*a, C, O)
+    # 2.-3. all overlapping input tiles, transformed by one GEMM with kron(BT, BT)
+    d = x.unfold(2, a, m).unfold(3, a, m)  # (N, C, T, S, a, a), a strided view
+    d = d.permute(0, 2, 3, 1, 4, 5).reshape(N * T * S * C, a * a)
+    V = (d @ torch.kron(BT, BT).T).reshape(N * T * S, C, a * a).permute(2, 0, 1)
+    # 4. element-wise product summed over c: a*a GEMMs (N*T*S, C) @ (C, O)
+    M = torch.bmm(V, U)  # (a*a, N*T*S, O)
+    # 5. output transform by one GEMM with kron(AT, AT)
+    Y = M.permute(1, 2, 0).reshape(N * T * S * O, a * a) @ torch.kron(AT, AT).T
+    # 6. reassemble (n, t, s, o, i, j) -> (n, o, t*m + i, s*m + j), crop, add the bias
+    y = Y.reshape(N, T, S, O, m, m).permute(0, 3, 1, 4, 2, 5).reshape(N, O, T * m, S * m)
+    y = y[:, :, :Ho, :Wo]
     if b is not None:
         y = y + b.view(1, O, 1, 1)
     return y.contiguous()
     ### END SOLUTION
+
+
+def fast_fft_size(n: int) -> int:
+    """The smallest ``L >= n`` whose prime factors are all 2, 3 or 5.
+
+    FFT libraries (pocketfft inside torch) are fastest on such lengths; a prime length such as
+    47 can be several times slower than 48. Zero-padding a convolution beyond its
+    linear-convolution size does not change its valid part, so FFT convolution may always
+    round its size up to ``fast_fft_size``.
+
+    Args:
+        n: a length ``>= 1``.
+
+    Returns:
+        ``L``, an int with ``L >= n`` and ``L = 2**i * 3**j * 5**l``.
+    """
+    check_int("n", n, low=1)
+    size = n
+    while True:
+        rest = size
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return size
+        size += 1
 
 
 def conv2d_fft(x: torch.Tensor, k: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
@@ -448,9 +491,11 @@ def conv2d_fft(x: torch.Tensor, k: torch.Tensor, b: torch.Tensor | None = None) 
 
     1. Flip the kernel in both spatial dimensions: ``kf = k.flip(-2, -1)``; then
        correlation with ``k`` is convolution with ``kf``.
-    2. Zero-pad to the linear-convolution size ``Hf x Wf = (H + kh - 1) x (W + kw - 1)`` (the
+    2. Zero-pad to at least the linear-convolution size ``(H + kh - 1) x (W + kw - 1)`` (the
        ``s=`` argument of ``torch.fft.rfft2`` does it), so that the circular convolution
-       equals the linear one.
+       equals the linear one. Any larger size gives the same valid part, and an FFT is much
+       faster when its length has only small prime factors, so use
+       ``Hf = fast_fft_size(H + kh - 1)`` and ``Wf = fast_fft_size(W + kw - 1)``.
     3. ``X = rfft2(x)`` ``(N, C, Hf, Wf//2 + 1)``, ``K = rfft2(kf)`` ``(O, C, Hf, Wf//2 + 1)``;
        ``Y[n, o] = sum_c X[n, c] * K[o, c]`` (one ``einsum``); ``full = irfft2(Y, s=(Hf, Wf))``.
     4. The full convolution has the correlation (the "valid" part) at
@@ -472,7 +517,7 @@ def conv2d_fft(x: torch.Tensor, k: torch.Tensor, b: torch.Tensor | None = None) 
     N, C, H, W = x.shape
     O, _, kh, kw = k.shape
     work = torch.float64 if x.dtype == torch.float64 else torch.float32
-    size = (H + kh - 1, W + kw - 1)
+    size = (fast_fft_size(H + kh - 1), fast_fft_size(W + kw - 1))
     X = torch.fft.rfft2(x.to(work), s=size)  # (N, C, Hf, Wf//2 + 1)
     K = torch.fft.rfft2(k.flip(-2, -1).to(work), s=size)  # (O, C, Hf, Wf//2 + 1)
     full = torch.fft.irfft2(torch.einsum("nchw,ochw->nohw", X, K), s=size)

@@ -532,7 +532,8 @@ def make_loader(
         labels: int64 tensor (N,).
         batch_size: images per batch (the last batch may be smaller).
         shuffle: draw a new random order every epoch, from a generator seeded with ``seed``
-            (so a fresh loader with the same seed repeats the same orders).
+            (so a fresh loader with the same seed repeats the same orders). Iterating the
+            loader does not use torch's global random number generator.
 
     Yields:
         ``(x, y)``: x float32 (B, 1, 28, 28) normalised by :func:`normalize`, y int64 (B,).
@@ -547,9 +548,14 @@ def make_loader(
         sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     else:
         sampler = SequentialSampler(dataset)
-    # batch_size=None: the dataset receives the list of indices of a whole batch
+    # batch_size=None: the dataset receives the list of indices of a whole batch.
+    # generator: a DataLoader draws a base seed per iteration; from its own generator,
+    # iterating a loader leaves torch's global RNG untouched.
     return DataLoader(
-        dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None
+        dataset,
+        sampler=BatchSampler(sampler, batch_size, drop_last=False),
+        batch_size=None,
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
-import datetime
 import math
 import numbers
 import os
-import platform
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from dnnkernels.bench import machine_description, time_medians, write_section
 from dnnkernels.checks import check_choice, check_int, check_tensor, describe
 from dnnkernels.matmul import truncated_svd
 
@@ -618,35 +617,6 @@ def error_curve(matrix: torch.Tensor, ranks: Sequence[int] | None = None) -> tor
     return low_rank_errors(matrix, check_ranks("ranks", ranks, matrix.shape))
 
 
-def time_pair(
-    fn_a: Callable[[], object],
-    fn_b: Callable[[], object],
-    min_run_time: float = 0.2,
-    threads: int | None = None,
-    rounds: int = 3,
-) -> tuple[float, float]:
-    """Median seconds per call of ``fn_a()`` and ``fn_b()``, measured side by side.
-
-    Both run under ``torch.utils.benchmark.Timer`` with the same thread count (``threads``,
-    default ``torch.get_num_threads()``), in ``rounds`` alternating rounds (a, b, a, b, ...)
-    of ``blocked_autorange(min_run_time / rounds)`` each, so that a change of load on the
-    machine hits both alike. Returns the medians of all blocks ``(time_a, time_b)``.
-    """
-    from torch.utils import benchmark
-
-    threads = torch.get_num_threads() if threads is None else threads
-    check_int("threads", threads, low=1)
-    check_int("rounds", rounds, low=1)
-    timers = [
-        benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads) for fn in (fn_a, fn_b)
-    ]
-    times: list[list[float]] = [[], []]
-    for _ in range(rounds):
-        for timer, bucket in zip(timers, times, strict=True):
-            bucket.extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
-    return float(np.median(times[0])), float(np.median(times[1]))
-
-
 def rank_sweep(
     matrix: torch.Tensor,
     ranks: Sequence[int] | None = None,
@@ -655,7 +625,7 @@ def rank_sweep(
     seed: int = 0,
     measure: bool = True,
     min_run_time: float = 0.2,
-    threads: int | None = None,
+    threads: int = 1,
     progress: bool = True,
 ) -> list[dict]:
     """Error, FLOPs and measured speed-up of the rank-r factored product ``A @ B`` per rank.
@@ -676,7 +646,7 @@ def rank_sweep(
         measure: time the products (``torch.utils.benchmark``, median of
             ``blocked_autorange``); if False the time columns are NaN.
         min_run_time: seconds of repeats per timing (dense and factored each).
-        threads: thread count of both timings (default ``torch.get_num_threads()``).
+        threads: torch threads of both timings (default 1, as in ``dnnkernels.bench``).
         progress: show a tqdm bar over the ranks.
 
     Returns:
@@ -707,12 +677,15 @@ def rank_sweep(
         if measure:
             left = (U[:, :rank] * S[:rank]).to(torch.float32).contiguous()
             right = Vh[:rank].to(torch.float32).contiguous()
-            time_dense, time_factored = time_pair(
-                lambda: torch.mm(A, B),
-                lambda left=left, right=right: torch.mm(left, torch.mm(right, B)),
-                min_run_time,
+            times = time_medians(
+                {
+                    "dense": lambda: torch.mm(A, B),
+                    "factored": lambda left=left, right=right: torch.mm(left, torch.mm(right, B)),
+                },
                 threads,
+                min_run_time,
             )
+            time_dense, time_factored = times["dense"], times["factored"]
         rows.append(
             {
                 "rank": rank,
@@ -784,7 +757,7 @@ def compression_sweep(
     *,
     batch_sizes: Sequence[int] = (1, 1000),
     min_run_time: float = 0.5,
-    threads: int | None = None,
+    threads: int = 1,
     finetune_lr: float = 1e-3,
     progress: bool = True,
 ) -> list[dict]:
@@ -805,7 +778,7 @@ def compression_sweep(
         finetune_steps: Adam steps of fine-tuning per compressed model (0: none).
         batch_sizes: batch sizes to time.
         min_run_time: seconds of repeats per timing (dense and compressed each).
-        threads: thread count of all timings (default ``torch.get_num_threads()``).
+        threads: torch threads of all timings (default 1, as in ``dnnkernels.bench``).
         finetune_lr: Adam learning rate.
         progress: tqdm bars.
 
@@ -843,12 +816,15 @@ def compression_sweep(
             finetune(compressed, data, finetune_steps, finetune_lr, progress=progress)
             row["accuracy_finetuned"] = _evaluate(compressed, data)
         for b, x in inputs.items():
-            dense, factored = time_pair(
-                lambda x=x: _infer(model, x),
-                lambda x=x, c=compressed: _infer(c, x),
-                min_run_time,
+            times = time_medians(
+                {
+                    "dense": lambda x=x: _infer(model, x),
+                    "factored": lambda x=x, c=compressed: _infer(c, x),
+                },
                 threads,
+                min_run_time,
             )
+            dense, factored = times["dense"], times["factored"]
             row[f"time_dense_b{b}_s"] = dense
             row[f"time_factored_b{b}_s"] = factored
             row[f"speedup_b{b}"] = dense / factored
@@ -1020,43 +996,8 @@ def _save(fig, path: str | os.PathLike) -> Path:
 
 # ============================================================================ BENCHMARKS.md
 
-BENCH_BEGIN = "<!-- bench:lowrank:begin -->"
-BENCH_END = "<!-- bench:lowrank:end -->"
-
-
-def update_section(path: str | os.PathLike, body: str) -> Path:
-    """Replace the text between the low-rank markers of ``path`` (append them if absent).
-
-    Everything outside ``<!-- bench:lowrank:begin -->`` / ``<!-- bench:lowrank:end -->`` is
-    kept as it is; the file is created (with a title) if it does not exist.
-    """
-    path = Path(path)
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = f"{BENCH_BEGIN}\n{body.strip()}\n{BENCH_END}"
-    pattern = re.compile(re.escape(BENCH_BEGIN) + r".*?" + re.escape(BENCH_END), re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-    return path
-
-
-def machine_description() -> str:
-    """One line: CPU model, logical cores, torch version and thread count, Python, OS."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} logical cores; torch {torch.__version__} with "
-        f"{torch.get_num_threads()} threads; Python {platform.python_version()}; "
-        f"{platform.system()} {platform.release()}"
-    )
+BENCH_SECTION = "lowrank"
+"""Name of the section in BENCHMARKS.md (``<!-- bench:lowrank:begin/end -->`` markers)."""
 
 
 SPEED_TARGET_RATIO = 0.25
@@ -1064,17 +1005,19 @@ SPEED_TARGET_RATIO = 0.25
 
 
 def benchmark_section(
-    rank_rows: Sequence[Mapping], compression_rows: Sequence[Mapping], command: str
+    rank_rows: Sequence[Mapping],
+    compression_rows: Sequence[Mapping],
+    command: str,
+    threads: int = 1,
 ) -> str:
     """The markdown of the low-rank section of BENCHMARKS.md (targets stated, met or not)."""
-    today = datetime.date.today().isoformat()
     lines = [
         "## Low rank: factored products and the SVD-compressed MLP",
         "",
-        f"Command: `{command}` ({today}). Machine: {machine_description()}.",
-        "Times are medians of `torch.utils.benchmark` `blocked_autorange`, dense and factored",
-        "measured side by side with the same thread count; the machine may be shared, so",
-        "single numbers vary by some 10-20 %.",
+        f"Command: `{command}`. {machine_description(threads)}.",
+        "Times are medians of `torch.utils.benchmark` blocks (`dnnkernels.bench.time_medians`:",
+        "dense and factored measured in interleaved rounds with the same thread count); the",
+        "machine may be shared with other jobs, so single numbers vary from run to run.",
         "",
         "### svd_rank: factored product U'(Vh B) against the dense A @ B",
         "",
@@ -1145,6 +1088,8 @@ def benchmark_section(
 # ============================================================================ command line
 
 DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.075, 0.05, 0.03, 0.02)
+SWEEP_N = 512
+"""Columns of the right operand B in the svd_rank sweeps of the command line."""
 BENCH_RANKS = (4, 16, 64, 256)
 """Ranks of the svd_rank sweeps shown in BENCHMARKS.md (all ranks go to the CSV)."""
 
@@ -1156,7 +1101,7 @@ def run(
     ratios: Sequence[float] = DEFAULT_RATIOS,
     finetune_steps: int = 100,
     min_run_time: float = 0.3,
-    threads: int | None = None,
+    threads: int = 1,
     families: Sequence[str] = FAMILIES,
     model: nn.Module | None = None,
     data=None,
@@ -1189,10 +1134,12 @@ def run(
         error_rows += [
             {"family": name, "rank": r, "rel_error": e} for r, e in zip(ranks, errors, strict=True)
         ]
-        rows = rank_sweep(matrix, min_run_time=min_run_time, threads=threads, progress=progress)
+        rows = rank_sweep(
+            matrix, n=SWEEP_N, min_run_time=min_run_time, threads=threads, progress=progress
+        )
         sweeps[name] = rows
         shape = "x".join(map(str, matrix.shape))
-        sweep_rows += [{"family": name, "shape": shape, "n": 512, **row} for row in rows]
+        sweep_rows += [{"family": name, "shape": shape, "n": SWEEP_N, **row} for row in rows]
     sub = out / "svd_rank"
     written["tables"] += [
         write_csv(error_rows, sub / "errors.csv"),
@@ -1222,8 +1169,8 @@ def run(
 
     if benchmarks is not None:
         shown = [r for r in sweep_rows if r["rank"] in BENCH_RANKS]
-        section = benchmark_section(shown, rows, command)
-        written["benchmarks"].append(update_section(benchmarks, section))
+        section = benchmark_section(shown, rows, command, threads)
+        written["benchmarks"].append(write_section(benchmarks, BENCH_SECTION, section))
     return written
 
 
@@ -1242,12 +1189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--finetune-steps", type=int, default=100)
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per timing")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=None,
-        help="torch threads of every timing (default: torch.get_num_threads())",
-    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of every timing")
     parser.add_argument(
         "--ratios", type=float, nargs="+", default=list(DEFAULT_RATIOS), help="target ratios"
     )

@@ -1,8 +1,8 @@
 """Command line of the course tooling (``make release``, ``make solutions``).
 
-    python -m dnnkernels.course release      # source/ + src/ -> release/ (via nbgrader)
-    python -m dnnkernels.course solutions    # executed solutions -> build/solutions/
-    python -m dnnkernels.course check        # release/ fresh and free of secrets?
+python -m dnnkernels.course release      # source/ + src/ -> release/ (via nbgrader)
+python -m dnnkernels.course solutions    # executed solutions -> build/solutions/
+python -m dnnkernels.course check        # release/ fresh and free of secrets?
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from dnnkernels.tasks import ASSIGNMENTS
 
 
 def _layout(args: argparse.Namespace) -> Layout:
-    return Layout(find_repo(args.repo or Path.cwd()))
+    if args.repo:
+        return Layout(find_repo(args.repo))
+    try:
+        return Layout(find_repo(Path.cwd()))
+    except FileNotFoundError:
+        return Layout(find_repo())  # the clone this package was installed from (-e)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -63,21 +68,33 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m dnnkernels.course", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m dnnkernels.course",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--repo", type=Path, help="repository root (default: found from cwd)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("release", help="generate release/ with nbgrader").set_defaults(
-        run=cmd_release
-    )
+    sub.add_parser("release", help="generate release/ with nbgrader").set_defaults(run=cmd_release)
     sol = sub.add_parser("solutions", help="execute the solution notebooks")
-    sol.add_argument("--assignment", action="append", choices=ASSIGNMENTS,
-                     help="only this assignment (repeatable)")
+    sol.add_argument(
+        "--assignment",
+        action="append",
+        choices=ASSIGNMENTS,
+        help="only this assignment (repeatable)",
+    )
     sol.add_argument("--out", type=Path, help="output folder (default build/solutions)")
     sol.set_defaults(run=cmd_solutions)
     sub.add_parser("check", help="release/ fresh and secret-free?").set_defaults(run=cmd_check)
     args = parser.parse_args(argv)
-    return args.run(args)
+    from dnnkernels.course.extract import ExerciseError
+    from dnnkernels.course.notebooks import NotebookError
+
+    try:
+        return args.run(args)
+    except (ExerciseError, NotebookError, FileNotFoundError) as error:
+        print(f"{args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

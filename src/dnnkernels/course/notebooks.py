@@ -178,7 +178,10 @@ def build_notebook(
             if points <= 0:
                 raise NotebookError(f"{where}: points must be positive, got {args[1]}")
             new.metadata["nbgrader"] = _meta(
-                args[0], solution=True, grade=True, points=int(points) if points.is_integer() else points
+                args[0],
+                solution=True,
+                grade=True,
+                points=int(points) if points.is_integer() else points,
             )
         grade_id = new.metadata.get("nbgrader", {}).get("grade_id")
         if grade_id is not None:

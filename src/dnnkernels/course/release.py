@@ -131,9 +131,10 @@ def update_gradebook(config, assignment: str, nb, changed: Iterable[int]) -> Non
     """Store the post-processed source and checksum of changed cells in the gradebook."""
     from nbgrader.api import Gradebook
 
-    with venv_on_path(), Gradebook(
-        config.CourseDirectory.db_url, config.CourseDirectory.course_id
-    ) as gb:
+    with (
+        venv_on_path(),
+        Gradebook(config.CourseDirectory.db_url, config.CourseDirectory.course_id) as gb,
+    ):
         for index in changed:
             cell = nb.cells[index]
             meta = cell.metadata.nbgrader
@@ -231,9 +232,7 @@ def build(
                 data = notebooks.dumps(notebooks.normalise(nb)).encode("utf-8")
             files[f"{assignment}/{rel}"] = data
     progress("building the student package")
-    files.update(
-        student_release_files(layout.src, layout.repo / "pyproject.toml", exercises)
-    )
+    files.update(student_release_files(layout.src, layout.repo / "pyproject.toml", exercises))
     return Build(files, exercises, Path(course_root), config.CourseDirectory.db_url, instructor)
 
 
@@ -265,10 +264,12 @@ def sync(target: Path, files: dict[str, bytes]) -> tuple[list[str], list[str]]:
 def release(layout: Layout, progress: Callable[[str], None] = print) -> Build:
     """``make release``: build into ``build/course`` and the gradebook, write ``release/``."""
     result = build(layout, layout.course, layout.grading, progress)
-    written, deleted = sync(layout.release, result.files)
-    problems = scan(layout, layout.release, result.exercises)
+    problems = scan_files(layout, result.files, result.exercises)
     if problems:
-        raise RuntimeError("release/ would leak solutions:\n  " + "\n  ".join(problems))
+        raise RuntimeError(
+            "not written: release/ would leak solutions:\n  " + "\n  ".join(problems)
+        )
+    written, deleted = sync(layout.release, result.files)
     progress(
         f"release/: {len(result.files)} files, {len(written)} written, {len(deleted)} deleted "
         f"(gradebook: {result.db_url.removeprefix('sqlite:///')})"
@@ -343,9 +344,15 @@ def scan(layout: Layout, release_dir: Path, exercises: dict[str, Exercise]) -> l
     (:func:`secret_set`), and any file of ``autograder/`` (same bytes, or a hidden test's
     file name).
     """
+    return scan_files(layout, tree_files(release_dir), exercises)
+
+
+def scan_files(
+    layout: Layout, files: dict[str, bytes], exercises: dict[str, Exercise]
+) -> list[str]:
+    """:func:`scan` of release files given by relative path and bytes."""
     secrets = secret_set(layout, exercises)
     problems = []
-    files = tree_files(release_dir)
     for rel, data in files.items():
         for line in _texts_of(data, rel):
             if MARKER_LINE.match(line):

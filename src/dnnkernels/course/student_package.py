@@ -55,8 +55,7 @@ def _function_stub(exercise: Exercise, index: int) -> list[str]:
         method = region.function.split(".")[-1]
         target = f'dnnkernels._student.implementation("{task.id}").{method}({args})'
         comment = (
-            f"# Student build: runs `{method}` of your own `{task.name}` "
-            "(see dnnkernels._student)."
+            f"# Student build: runs `{method}` of your own `{task.name}` (see dnnkernels._student)."
         )
     return [indent + comment, indent + "import dnnkernels._student", "", f"{indent}return {target}"]
 
@@ -66,8 +65,9 @@ def _class_rebinding(exercise: Exercise) -> list[str]:
     return [
         "",
         "",
-        f"# Student build: `{task.name}(...)` builds an instance of your own `{task.name}` class",
-        f"# and isinstance(obj, {task.name}) accepts it (see dnnkernels._student.delegating_class).",
+        f"# Student build: `{task.name}(...)` builds an instance of your own `{task.name}`",
+        f"# class, and isinstance(obj, {task.name}) accepts it (see",
+        "# dnnkernels._student.delegating_class).",
         "import dnnkernels._student  # noqa: E402",
         "",
         f'{task.name} = dnnkernels._student.delegating_class("{task.id}", {task.name})',

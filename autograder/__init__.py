@@ -1,0 +1,4 @@
+"""Autograder of the dnnkernels course: hidden checks, sandboxed runner, grading driver.
+
+See autograder/README.md.
+"""

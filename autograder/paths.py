@@ -1,0 +1,47 @@
+"""Where things are: the repository, the student release, the grading directory.
+
+- ``REPO``: the repository root (this file's grandparent).
+- :func:`release_dir`: the student release (``release/``, overridable with
+  ``DNNK_RELEASE_DIR``): ``release/<assignment>/<assignment>.ipynb`` and the student build
+  of the package in ``release/dnnkernels/``.
+- :func:`grading_dir`: all grading state (``submitted/``, ``autograded/``, ``feedback/``,
+  ``gradebook.db``, ``grades.csv``): ``$DNNK_GRADING_DIR``, default ``build/grading``
+  (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def release_dir() -> Path:
+    """The student release directory."""
+    return Path(os.environ.get("DNNK_RELEASE_DIR") or REPO / "release").resolve()
+
+
+def grading_dir() -> Path:
+    """The grading directory (``$DNNK_GRADING_DIR`` or ``build/grading``)."""
+    return Path(os.environ.get("DNNK_GRADING_DIR") or REPO / "build" / "grading").resolve()
+
+
+def solutions_dir() -> Path:
+    """Executed solution notebooks, ``build/solutions/<assignment>/<assignment>.ipynb``."""
+    return REPO / "build" / "solutions"
+
+
+def sandbox_policy(extra_deny: list[str] = ()) -> tuple[list[str], list[str]]:
+    """``(deny_read, allow_read)`` for a process that runs student code.
+
+    Everything in the repository is denied (the reference package ``src/``, the hidden
+    checks in ``autograder/``, the tests, the solutions in ``build/``, the source
+    notebooks) except the student release and the Python environment; so are the grading
+    directory and ``extra_deny`` (the grader's temporary files).
+    """
+    deny = [str(REPO), str(grading_dir()), *map(str, extra_deny)]
+    allow = [str(release_dir()), sys.prefix, sys.base_prefix, sys.exec_prefix]
+    allow = [a for a in allow if not Path(a).resolve() == REPO]
+    return deny, allow

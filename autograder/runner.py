@@ -1,0 +1,277 @@
+"""The untrusted runner: executes one student's notebook code and answers calls.
+
+Started by :class:`autograder.student.StudentCode` as ``python -I runner.py CONFIG`` in a
+fresh temporary directory. The student's code runs only here; this process
+
+1. sends its own stdout / stderr (file descriptors 1 and 2) to a file in its directory,
+   and replaces ``sys.stdout`` / ``sys.stderr`` by writers that keep only the first
+   64 KiB (so megabytes of printing cost nothing);
+2. puts the student build of ``dnnkernels`` (``release/``) first on ``sys.path`` and
+   removes every path the sandbox denies (the reference package in ``src/``);
+3. imports numpy and torch, then sets resource limits and installs the audit hook of
+   ``sandbox.py`` (no reading of the reference, the hidden checks or grading files, no
+   writing outside its directory, no processes, signals, sockets or ctypes);
+4. makes a fresh module the ``__main__`` module (the student build's stubs look up the
+   student's functions there) and serves requests read from a pipe:
+
+   - ``load``: run the setup cells (pristine, from the release) and the student's answer
+     cells in notebook order, each in its own ``try``; one message per cell;
+   - ``call``: call a function the cells defined, e.g. ``conv2d_im2col(x, k, b)``;
+   - ``adapter``: run a named adapter for class tasks (``svd_linear``).
+
+Results go back on a separate pipe as plain numpy arrays (``protocol.py``); the trusted
+grader never unpickles anything and compares in its own process.
+"""
+
+import importlib.util
+import io
+import json
+import os
+import sys
+import traceback
+import types
+
+OUTPUT_CAP = 64 * 1024  # characters of student output kept per stream
+
+
+class CappedText(io.TextIOBase):
+    """A text stream that writes the first ``cap`` characters to a file descriptor."""
+
+    def __init__(self, fd: int, cap: int, name: str) -> None:
+        self._fd = fd
+        self._left = cap
+        self._name = name
+        self.dropped = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def encoding(self) -> str:
+        return "utf-8"
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def write(self, text) -> int:
+        text = str(text)
+        if self._left > 0:
+            part = text[: self._left]
+            self._left -= len(part)
+            try:
+                os.write(self._fd, part.encode("utf-8", "replace"))
+            except OSError:
+                self._left = 0
+        else:
+            self.dropped += len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _load_by_path(name: str, path: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _error(exc: BaseException, cell_names: dict) -> dict:
+    """Type, message (truncated) and location in the student's cells of an exception."""
+    try:
+        name = type(exc).__name__
+    except BaseException:  # noqa: BLE001
+        name = "Exception"
+    try:
+        message = str(exc)
+    except BaseException:  # noqa: BLE001
+        message = "<the exception's message could not be printed>"
+    where = None
+    try:
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename in cell_names:
+                where = f"line {frame.lineno} of cell {cell_names[frame.filename]}"
+    except BaseException:  # noqa: BLE001
+        pass
+    return {"type": str(name)[:80], "message": message[:400], "where": where}
+
+
+def _strip_magics(source: str) -> str:
+    """Comment out IPython magics and shell escapes (``%...``, ``%%...``, ``!...``)."""
+    lines = []
+    for line in source.splitlines():
+        stripped = line.lstrip()
+        if stripped.startswith(("%", "!")):
+            line = line[: len(line) - len(stripped)] + "pass  # " + stripped
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------- adapters
+
+
+def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True):
+    """Build ``nn.Linear(weight, bias)``, then the student's ``SVDLinear(linear, rank)``.
+
+    Returns a dict: ``y`` (the forward output on ``x``), ``module`` (is it an
+    ``nn.Module``), ``params`` (number of scalar parameters), ``full`` (does it keep a
+    parameter or buffer the size of the whole weight), ``grad`` (after ``y.sum().backward()``,
+    did every parameter get a finite gradient).
+    """
+    import torch
+
+    cls = namespace.get("SVDLinear")
+    if cls is None:
+        raise LookupError("SVDLinear")
+    out_features, in_features = weight.shape
+    linear = torch.nn.Linear(in_features, out_features, bias=bias is not None, dtype=weight.dtype)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        if bias is not None:
+            linear.bias.copy_(bias)
+    layer = cls(linear, rank)
+    y = layer(x)
+    result = {"y": y, "module": isinstance(layer, torch.nn.Module)}
+    if result["module"]:
+        params = list(layer.parameters())
+        result["params"] = int(sum(p.numel() for p in params))
+        shapes = [tuple(p.shape) for p in params] + [tuple(b.shape) for b in layer.buffers()]
+        result["full"] = any(
+            s in ((out_features, in_features), (in_features, out_features)) for s in shapes
+        )
+        if backward and isinstance(y, torch.Tensor) and y.requires_grad:
+            y.sum().backward()
+            result["grad"] = bool(params) and all(
+                p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in params
+            )
+        else:
+            result["grad"] = False
+    return result
+
+
+ADAPTERS = {"svd_linear": adapter_svd_linear}
+
+
+# ---------------------------------------------------------------------------- main loop
+
+
+def main() -> None:
+    with open(sys.argv[1]) as handle:
+        config = json.load(handle)
+    req_fd, res_fd = config["req_fd"], config["res_fd"]
+
+    # 1. student output: fds 1 and 2 to a file, sys.stdout / sys.stderr capped
+    out_fd = os.open(config["output"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    sys.stdout = CappedText(1, OUTPUT_CAP, "<stdout>")
+    sys.stderr = CappedText(2, OUTPUT_CAP, "<stderr>")
+
+    protocol = _load_by_path("_dnnk_protocol", config["protocol"])
+    sandbox = _load_by_path("_dnnk_sandbox", config["sandbox"])
+
+    # 2. the student build first; nothing the sandbox denies stays on sys.path
+    policy = sandbox.Policy(config["deny_read"], config["allow_read"], config["allow_write"])
+    sys.path[:] = config["sys_path"] + [
+        p for p in sys.path if p and policy.may_read(os.path.realpath(p))
+    ]
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()]
+
+    # 3. libraries first (torch loads native code), then limits and the audit hook
+    import math  # noqa: F401
+    import warnings
+
+    import numpy  # noqa: F401
+    import torch
+    import torch.nn.functional  # noqa: F401
+    import torch.utils.data  # noqa: F401
+
+    warnings.simplefilter("ignore")
+    torch.set_num_threads(config.get("threads", 1))
+    sandbox.set_limits(config["memory_bytes"], config["file_bytes"], config.get("cpu_seconds"))
+    sandbox.install(config["deny_read"], config["allow_read"], config["allow_write"])
+    del policy
+
+    # 4. a fresh __main__ for the student's cells
+    module = types.ModuleType("__main__")
+    module.__dict__["__builtins__"] = __builtins__
+    sys.modules["__main__"] = module
+    namespace = module.__dict__
+    cell_names: dict[str, str] = {}
+
+    def reply(header: dict, value=None, has_value: bool = False) -> None:
+        blobs: list[bytes] = []
+        if has_value:
+            try:
+                header = dict(header, result=protocol.encode(value, blobs))
+            except BaseException as exc:  # noqa: BLE001 - the student's object misbehaved
+                blobs = []
+                header = dict(header, ok=False, error=_error(exc, cell_names))
+                header["error"]["type"] = "BadResult"
+        protocol.write_frame(res_fd, header, blobs)
+
+    while True:
+        try:
+            request, blobs = protocol.read_frame(req_fd)
+        except protocol.Closed:
+            os._exit(0)
+        op, rid = request.get("op"), request.get("id")
+        if op == "load":
+            for index, cell in enumerate(request["cells"]):
+                filename = f"<cell {cell['grade_id']}>"
+                cell_names[filename] = cell["grade_id"]
+                protocol.write_frame(res_fd, {"id": rid, "event": "start", "index": index})
+                error = None
+                try:
+                    code = compile(_strip_magics(cell["source"]), filename, "exec")
+                    exec(code, namespace)
+                except BaseException as exc:  # noqa: BLE001 - one broken cell breaks only itself
+                    error = _error(exc, cell_names)
+                protocol.write_frame(
+                    res_fd, {"id": rid, "event": "done", "index": index, "error": error}
+                )
+            protocol.write_frame(res_fd, {"id": rid, "event": "loaded"})
+            continue
+        try:
+            args = protocol.decode(request["args"], blobs)
+            kwargs = protocol.decode(request["kwargs"], blobs)
+        except protocol.ProtocolError as exc:
+            reply({"id": rid, "ok": False, "error": {"type": "GraderError", "message": str(exc)}})
+            continue
+        name = request.get("name")
+        try:
+            if op == "call":
+                function = namespace.get(name)
+                if not callable(function):
+                    reply({"id": rid, "ok": False, "error": {"type": "Missing", "message": name}})
+                    continue
+                value = function(*args, **kwargs)
+            elif op == "adapter":
+                value = ADAPTERS[name](namespace, *args, **kwargs)
+            else:
+                reply({"id": rid, "ok": False, "error": {"type": "GraderError", "message": op}})
+                continue
+        except LookupError as exc:
+            if op == "adapter" and exc.args == ("SVDLinear",):
+                reply(
+                    {"id": rid, "ok": False, "error": {"type": "Missing", "message": "SVDLinear"}}
+                )
+            else:
+                reply({"id": rid, "ok": False, "error": _error(exc, cell_names)})
+            continue
+        except BaseException as exc:  # noqa: BLE001 - SystemExit and friends included
+            reply({"id": rid, "ok": False, "error": _error(exc, cell_names)})
+            continue
+        reply({"id": rid, "ok": True}, value, has_value=True)
+
+
+if __name__ == "__main__":
+    main()

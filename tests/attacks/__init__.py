@@ -1,0 +1,69 @@
+"""A corpus of bad submissions to the precision assignment, one module per attack family.
+
+Every module defines:
+
+- ``STUDENT``: the student id the submission is graded under;
+- ``DESERVED``: task id -> the points the submission really deserves (its honest parts
+  keep their points; whatever the attack touches deserves 0);
+- ``build(ctx)``: writes the submission into ``ctx.folder`` (usually by returning a
+  notebook: the solution notebook with some cells changed; ``None`` when the module wrote
+  the folder itself).
+
+``ctx`` has ``solution`` and ``release`` (notebooks), ``repo`` and ``grading`` (paths: the
+attacks aim at the real ones) and ``folder`` (the submission folder). tests/test_autograder.py
+grades them all in one run, next to the demo students, and checks that no attack earns an
+undeserved point and that the others' grades are unaffected.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import pkgutil
+
+from autograder.notebooks import grade_id
+
+ASSIGNMENT = "precision"
+FULL = {
+    "precision_im2col": 4,
+    "precision_winograd": 4,
+    "precision_fft": 4,
+    "precision_matmul_svd": 3,
+    "precision_matmul_log": 3,
+    "precision_matmul_log_approx": 2,
+}
+
+
+def modules():
+    """The attack modules of this package, by name."""
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return {name: importlib.import_module(f"{__name__}.{name}") for name in names}
+
+
+def deserved(**changes: float) -> dict[str, float]:
+    """Full points, except the tasks given."""
+    return {**FULL, **changes}
+
+
+def find(nb, gid: str):
+    """The first cell with nbgrader grade_id ``gid``."""
+    return next(c for c in nb.cells if grade_id(c) == gid)
+
+
+def index(nb, gid: str) -> int:
+    return next(i for i, c in enumerate(nb.cells) if grade_id(c) == gid)
+
+
+def append_to_answer(nb, task_id: str, code: str):
+    """A copy of ``nb`` whose answer cell of ``task_id`` ends with ``code``."""
+    nb = copy.deepcopy(nb)
+    cell = find(nb, f"{task_id}_answer")
+    cell.source = cell.source.rstrip() + "\n\n" + code.strip() + "\n"
+    return nb
+
+
+def replace_answer(nb, task_id: str, code: str):
+    """A copy of ``nb`` whose answer cell of ``task_id`` is ``code``."""
+    nb = copy.deepcopy(nb)
+    find(nb, f"{task_id}_answer").source = code.strip() + "\n"
+    return nb

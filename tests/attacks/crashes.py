@@ -1,0 +1,44 @@
+"""Kernels that never return, exhaust memory, call ``sys.exit`` or ``os._exit``."""
+
+from attacks import append_to_answer, deserved
+
+STUDENT = "attack_crashes"
+DESERVED = deserved(
+    precision_im2col=0, precision_winograd=0, precision_fft=0, precision_matmul_log_approx=0
+)
+
+HANG = """
+def conv2d_im2col(x, k, b=None, stride=1, padding=0):
+    while True:
+        pass
+"""
+
+MEMORY_BOMB = """
+def conv2d_winograd(x, k, b=None, m=2):
+    hoard = []
+    while True:  # 128 MB more each time, until the memory limit stops it
+        hoard.append(torch.ones(2**25))
+"""
+
+SYS_EXIT = """
+import sys
+
+
+def conv2d_fft(x, k, b=None):
+    sys.exit(0)
+"""
+
+OS_EXIT = """
+import os
+
+
+def matmul_log_approx(A, B, frac_bits=4):
+    os._exit(0)
+"""
+
+
+def build(ctx):
+    nb = append_to_answer(ctx.solution, "precision_im2col", HANG)
+    nb = append_to_answer(nb, "precision_winograd", MEMORY_BOMB)
+    nb = append_to_answer(nb, "precision_fft", SYS_EXIT)
+    return append_to_answer(nb, "precision_matmul_log_approx", OS_EXIT)

@@ -1,0 +1,85 @@
+"""Defeat the visible checks: redefine what they call (``torch.allclose``, ``F.conv2d``),
+patch ``numpy.testing``, ``pytest`` and ``unittest``, silence IPython's ``showtraceback``,
+and wrap a (locked) check cell in ``try/except``. Every kernel but one is wrong."""
+
+import copy
+
+from attacks import append_to_answer, deserved, find
+
+STUDENT = "attack_patch_checks"
+DESERVED = deserved(
+    precision_im2col=0,
+    precision_winograd=0,
+    precision_fft=0,
+    precision_matmul_svd=0,
+    precision_matmul_log=0,
+)
+
+# wrong by +1 everywhere, right shape; then make allclose agree with anything
+ALLCLOSE = """
+def conv2d_im2col(x, k, b=None, stride=1, padding=0):
+    return F.conv2d(x, k, b, stride=stride, padding=padding) + 1
+
+
+torch.allclose = lambda *args, **kwargs: True
+torch.Tensor.allclose = lambda *args, **kwargs: True
+"""
+
+# wrong values; the visible check's reference F.conv2d now returns the student's output
+REDEFINE_REFERENCE = """
+def conv2d_winograd(x, k, b=None, m=2):
+    return torch.zeros(x.shape[0], k.shape[0], x.shape[2] - 2, x.shape[3] - 2, dtype=x.dtype)
+
+
+F.conv2d = lambda x, k, b=None, *args, **kwargs: conv2d_winograd(x, k, b)
+"""
+
+TEST_LIBRARIES = """
+import unittest
+
+import numpy.testing
+import pytest
+
+
+def conv2d_fft(x, k, b=None):
+    return torch.zeros(x.shape[0], k.shape[0], x.shape[2] - k.shape[2] + 1,
+                       x.shape[3] - k.shape[3] + 1, dtype=x.dtype)
+
+
+numpy.testing.assert_allclose = lambda *args, **kwargs: None
+numpy.testing.assert_array_equal = lambda *args, **kwargs: None
+pytest.approx = lambda expected, *args, **kwargs: expected
+unittest.TestCase.assertEqual = lambda *args, **kwargs: None
+torch.testing.assert_close = lambda *args, **kwargs: None
+"""
+
+SHOWTRACEBACK = """
+try:
+    shell = get_ipython()
+    shell.showtraceback = lambda *args, **kwargs: None
+    shell.showsyntaxerror = lambda *args, **kwargs: None
+except NameError:
+    pass
+
+
+def matmul_svd(A, B, rank_A=None, rank_B=None):
+    return torch.zeros(A.shape[0], B.shape[1], dtype=A.dtype)
+"""
+
+WRONG_LOG = """
+def matmul_log(A, B):
+    return (A @ B) * 1.01
+"""
+
+
+def build(ctx):
+    nb = append_to_answer(ctx.solution, "precision_im2col", ALLCLOSE)
+    nb = append_to_answer(nb, "precision_winograd", REDEFINE_REFERENCE)
+    nb = append_to_answer(nb, "precision_fft", TEST_LIBRARIES)
+    nb = append_to_answer(nb, "precision_matmul_svd", SHOWTRACEBACK)
+    nb = append_to_answer(nb, "precision_matmul_log", WRONG_LOG)
+    nb = copy.deepcopy(nb)
+    check = find(nb, "precision_matmul_log")
+    body = "\n".join("    " + line for line in check.source.splitlines())
+    check.source = f"try:\n{body}\nexcept Exception:\n    pass\n"
+    return nb
