@@ -359,6 +359,7 @@ def run_hidden(job: Job, work: Path, canonical, release_nb) -> tuple[list, str |
         "-m",
         "pytest",
         "-q",
+        "--tb=short",
         "-c",
         str(HIDDEN / "pytest.ini"),
         "--rootdir",

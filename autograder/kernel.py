@@ -47,6 +47,11 @@ def main() -> None:
     import torch.utils.data  # noqa: F401
     from ipykernel.kernelapp import IPKernelApp
 
+    try:  # pin the student build (PYTHONPATH): later sys.path edits cannot swap it
+        import dnnkernels  # noqa: F401
+    except Exception:  # noqa: BLE001
+        pass
+
     torch.set_num_threads(config.get("threads", 1))
     app = IPKernelApp.instance()
     app.initialize(sys.argv[1:])

@@ -195,6 +195,12 @@ def main() -> None:
     import torch.utils.data  # noqa: F401
 
     warnings.simplefilter("ignore")
+    # pin the student build: its submodules then load from its own __path__, so that a
+    # student's sys.path edits cannot swap in another package
+    try:
+        import dnnkernels  # noqa: F401
+    except Exception:  # noqa: BLE001 - a broken build fails the calls that need it
+        pass
     torch.set_num_threads(config.get("threads", 1))
     sandbox.set_limits(config["memory_bytes"], config["file_bytes"], config.get("cpu_seconds"))
     sandbox.install(config["deny_read"], config["allow_read"], config["allow_write"])

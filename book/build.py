@@ -104,9 +104,7 @@ def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> No
             wanted[Path("solutions") / a / f"{a}.ipynb"] = solution.read_bytes()
             items.append(f"- {{doc}}`{a} <{a}/{a}>`")
             sections.append(f"          - file: solutions/{a}/{a}\n            title: {a}")
-        wanted[Path("solutions/index.md")] = SOLUTIONS_INDEX.format(
-            items="\n".join(items)
-        ).encode()
+        wanted[Path("solutions/index.md")] = SOLUTIONS_INDEX.format(items="\n".join(items)).encode()
         toc = wanted[Path("_toc.yml")].decode().rstrip("\n") + "\n"
         toc += INSTRUCTOR_PART.format(sections="\n".join(sections))
         wanted[Path("_toc.yml")] = toc.encode()

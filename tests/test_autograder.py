@@ -19,6 +19,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import attacks  # tests/attacks: the corpus of bad submissions
@@ -53,9 +55,10 @@ def release_notebook(assignment: str = ASSIGNMENT):
 
 
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def graded():
     """The demo students and the attack corpus, graded together in one run."""
-    grading = tmp_path_factory.mktemp("grading")
+    # a folder of our own: pytest's numbered tmp folders of concurrent sessions rotate
+    grading = Path(tempfile.mkdtemp(prefix="dnnk-test-grading-"))
     solution = solution_notebook(ASSIGNMENT)
     release = release_notebook()
     versions = {
@@ -88,9 +91,10 @@ def graded(tmp_path_factory):
     )
     outcomes = grade(grading, [ASSIGNMENT], None, options, progress=False)
     rows = {r["student"]: r for r in grade_table(grading, [ASSIGNMENT])}
-    return SimpleNamespace(
+    yield SimpleNamespace(
         grading=grading, outcomes=outcomes, rows=rows, corpus=corpus, options=options
     )
+    shutil.rmtree(grading, ignore_errors=True)
 
 
 def points(graded, student: str) -> dict[str, float]:
@@ -223,8 +227,12 @@ def test_feedback_explains_failures_without_hidden_inputs(graded):
         shown = json.dumps(autograded(graded, student)) + feedback_html(graded, student)
         for secret in secrets:
             assert secret not in shown, (student, secret)
-    escape = cell_text(autograded(graded, "attack_sandbox_escape"), "precision_im2col")
-    assert "could not steal the reference" in escape
+    escape_nb = autograded(graded, "attack_sandbox_escape")
+    assert "could not steal the reference" in cell_text(escape_nb, "precision_im2col")
+    # the notebook's own kernel (nbgrader's) is sandboxed too
+    kernel_said = cell_text(escape_nb, "precision_im2col_answer")
+    assert "could not read" in kernel_said and "could not import the reference" in kernel_said
+    assert "blocked: PermissionError" in cell_text(escape_nb, "precision_winograd_answer")
 
 
 @needs_release
@@ -233,7 +241,9 @@ def test_megabytes_of_printing_are_capped(graded):
     path = graded.grading / "autograded" / "attack_syntax_error" / ASSIGNMENT
     size = (path / f"{ASSIGNMENT}.ipynb").stat().st_size
     assert size < 2_000_000
-    assert "output truncated" in json.dumps(autograded(graded, "attack_syntax_error"))
+    executed = json.dumps(autograded(graded, "attack_syntax_error"))
+    assert "output truncated" in executed
+    assert "CellTimeoutError" in executed or "KeyboardInterrupt" in executed  # cell timeout
 
 
 @needs_release

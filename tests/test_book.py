@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from dnnkernels.tasks import TASKS
+
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "build" / "book" / "_build" / "html"
 SCREENSHOT = ROOT / "build" / "book" / "screenshot.png"
@@ -38,9 +40,6 @@ CHROMIUM = "/usr/bin/chromium"
 BOOK_TITLE = "dnnkernels"
 CHAPTER = "chapters/01_cost.html"
 CHAPTER_TITLE = "Cost of DNN layers"
-
-sys.path.insert(0, str(ROOT / "src"))
-from dnnkernels.tasks import TASKS  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------
@@ -140,7 +139,8 @@ class Browser:
         to_browser_r, from_browser_w = (_high_fd(fd) for fd in (to_browser_r, from_browser_w))
         args = [executable, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"]
         # the browser reads commands on fd 3 and writes answers on fd 4
-        script = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w} {to_browser_r}<&- {from_browser_w}>&-'
+        r, w = to_browser_r, from_browser_w
+        script = f'exec "$0" "$@" 3<&{r} 4>&{w} {r}<&- {w}>&-'
         self._log = open(log, "wb")  # noqa: SIM115  (closed in close())
         self.proc = subprocess.Popen(
             ["bash", "-c", script, *args],
@@ -336,6 +336,12 @@ def test_book_in_headless_chromium(site: str, browser: Browser):
     # let MathJax fetch its fonts before the screenshot and the request check
     page.wait_for("document.fonts.status === 'loaded'")
 
+    # the screenshot shows the first computed figure with the text above it
+    page.eval(
+        "(() => { const img = document.querySelector('.cell_output img');"
+        " img.scrollIntoView({block: 'end'}); })()"
+    )
+    time.sleep(0.5)
     shot = page.send("Page.captureScreenshot", {"format": "png"})
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     SCREENSHOT.write_bytes(base64.b64decode(shot["data"]))

@@ -74,6 +74,44 @@ def random_mlp(seed: int = 0) -> MLP:
         return MLP().eval()
 
 
+class TinyMLP(nn.Module):
+    """The MLP's structure at a small size, 784 -> 32 -> 24 -> 10, so that SVDs are quick."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, 32)
+        self.fc2 = nn.Linear(32, 24)
+        self.fc3 = nn.Linear(24, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(len(x), -1)
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+TINY_SHAPES = {"fc1": (784, 32), "fc2": (32, 24), "fc3": (24, 10)}
+
+
+def tiny_mlp(seed: int = 0) -> TinyMLP:
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return TinyMLP().eval()
+
+
+@pytest.fixture(scope="module")
+def small_mnist(mnist):
+    """The first 256 training and 500 test images of MNIST (quick to evaluate)."""
+    from dnnkernels.data import MNIST
+
+    return MNIST(
+        train_images=mnist.train_images[:256],
+        train_labels=mnist.train_labels[:256],
+        test_images=mnist.test_images[:500],
+        test_labels=mnist.test_labels[:500],
+        batch_size=64,
+        test_batch_size=250,
+    )
+
+
 def matrix_with_singular_values(s: list[float], m: int, n: int, seed: int) -> torch.Tensor:
     """Q1 diag(s) Q2ᵀ (float64) with random orthonormal Q1 (m, p), Q2 (n, p), p = len(s)."""
     q1, _ = torch.linalg.qr(randn((m, len(s)), seed))
@@ -283,12 +321,12 @@ def test_svd_linear_can_be_fine_tuned():
 
 @pytest.mark.mnist_svd_linear
 def test_svd_linear_on_trained_layer(trained_mlp):
-    fc1 = trained_mlp.fc1
-    x = torch.randn(6, 784, generator=torch.Generator().manual_seed(0))
+    fc2 = trained_mlp.fc2
+    x = torch.randn(6, 512, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
-        full = SVDLinear(fc1, 512)(x)
-        expected = fc1(x)
-    assert_close(full, expected, rtol=1e-4, atol=1e-4, what="trained fc1 at full rank")
+        full = SVDLinear(fc2, 128)(x)
+        expected = fc2(x)
+    assert_close(full, expected, rtol=1e-4, atol=1e-4, what="trained fc2 at full rank")
 
 
 # ----------------------------------------------------------------------------- rank_for_ratio
@@ -308,7 +346,9 @@ def test_rank_for_ratio_hand_case():
     # 77 * 1296 + 512 = 100,304 <= 0.25 * 401,920 = 100,480 < 78 * 1296 + 512 = 101,600
     assert rank_for_ratio(784, 512, 0.25) == 77
     assert rank_for_ratio(784, 512, 1.0) == 309  # 309 < 784*512/1296 = 309.7
-    assert rank_for_ratio(128, 10, 148 / 1290) == 1  # exactly the rank-1 layer
+    # exactly the rank-1 layer: 148 of 1290 parameters (min_ratio rounds 148/1290 up)
+    assert Fraction(min_ratio(128, 10)) >= Fraction(148, 1290)
+    assert rank_for_ratio(128, 10, min_ratio(128, 10)) == 1
 
 
 @pytest.mark.mnist_rank_for_ratio
@@ -350,7 +390,7 @@ def test_rank_for_ratio_is_the_largest_feasible_rank(i, o, u):
 
 def test_check_layer_ratio_rejects_unreachable_targets():
     # 128 -> 10: the rank-1 layer keeps 148 of 1290 parameters (0.1147...)
-    assert check_layer_ratio("ratio", 148 / 1290, 128, 10) == 148 / 1290
+    assert check_layer_ratio("ratio", min_ratio(128, 10), 128, 10) == min_ratio(128, 10)
     with pytest.raises(ValueError, match=r"ratio: got 0\.1, expected at least 0\.11472"):
         check_layer_ratio("ratio", 0.1, 128, 10)
     with pytest.raises(ValueError, match=r"ratio: got 1\.0, expected at least 1\.5"):
@@ -369,19 +409,18 @@ def test_compression_ratio_counts_every_parameter():
     both = compress(model, ranks=[3, 2])
     assert compression_ratio(model, both) == pytest.approx((100 + 35) / 265, rel=1e-15)
     assert compression_ratio(model, model) == 1.0
-    # the MLP: parameters of the factored layers including bias over the original's
-    mlp = random_mlp()
+    # an MLP: parameters of the factored layers including bias over the original's
+    mlp = tiny_mlp()
     ranks = {"fc1": 10, "fc2": 5, "fc3": 2}
     got = compression_ratio(mlp, compress(mlp, ranks=ranks))
-    want = sum(
-        factored_params(i, o, ranks[n])
-        for n, (i, o) in {"fc1": (784, 512), "fc2": (512, 128), "fc3": (128, 10)}.items()
-    ) / (784 * 512 + 512 + 512 * 128 + 128 + 128 * 10 + 10)
+    want = sum(factored_params(i, o, ranks[n]) for n, (i, o) in TINY_SHAPES.items()) / sum(
+        i * o + o for i, o in TINY_SHAPES.values()
+    )
     assert got == pytest.approx(want, rel=1e-15)
 
 
 def test_compress_keeps_the_original_and_replaces_layers():
-    mlp = random_mlp(1)
+    mlp = tiny_mlp(1)
     state = {k: v.clone() for k, v in mlp.state_dict().items()}
     small = compress(mlp, ranks=4)
     assert all(torch.equal(v, mlp.state_dict()[k]) for k, v in state.items())
@@ -390,22 +429,55 @@ def test_compress_keeps_the_original_and_replaces_layers():
     assert lowrank.layer_ranks(small) == {"fc1": 4, "fc2": 4, "fc3": 4}
     assert not small.training  # keeps eval mode
     # full rank everywhere reproduces the network
-    full = compress(mlp, ranks=[512, 128, 10])
+    full = compress(mlp, ranks=[32, 24, 10])
     x = torch.randn(16, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert_close(full(x), mlp(x), rtol=1e-4, atol=1e-5, what="full-rank MLP")
 
 
-@pytest.mark.parametrize("target", [1.0, 0.75, 0.5, 0.25, 0.1, 0.05, 0.02, 0.01, 0.006])
-def test_compress_ratio_meets_target(target):
-    mlp = random_mlp(2)
-    small = compress(mlp, ratio=target)
+@pytest.mark.parametrize("allocation", ["energy", "uniform"])
+@pytest.mark.parametrize("target", [1.0, 0.5, 0.25, 0.15, 0.1, 0.05, 0.04])
+def test_compress_ratio_meets_target(target, allocation):
+    mlp = tiny_mlp(2)
+    small = compress(mlp, ratio=target, allocation=allocation)
     assert compression_ratio(mlp, small) <= target
     ranks = lowrank.layer_ranks(small)
-    assert set(ranks) == {"fc1", "fc2", "fc3"}
-    # fc1 holds most parameters: its rank is the largest that meets the target on its own
-    # unless a smaller layer's rank-1 overshoot had to be paid for
-    assert ranks["fc1"] <= rank_for_ratio(784, 512, target)
+    assert set(ranks) == set(TINY_SHAPES)
+    # never beyond the rank where the factors stop saving parameters
+    assert all(1 <= ranks[n] <= brute_force_rank(i, o, 1.0) for n, (i, o) in TINY_SHAPES.items())
+    if allocation == "uniform" and all(
+        brute_force_rank(i, o, target) >= 1 for i, o in TINY_SHAPES.values()
+    ):
+        # every layer reaches the target on its own: exactly rank_for_ratio per layer
+        assert ranks == {n: brute_force_rank(i, o, target) for n, (i, o) in TINY_SHAPES.items()}
+
+
+def test_compress_energy_allocation_is_optimal_for_equal_layer_costs():
+    # two 12 -> 12 layers (24 parameters per rank each) with known singular values: the
+    # greedy allocation must minimise e1(r1)² + e2(r2)² over all (r1, r2) within budget
+    s1 = [8.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.1, 0.05, 0.02, 0.01, 0.005, 0.001]
+    s2 = [5.0, 4.5, 4.0, 3.5, 3.0, 2.5, 2.0, 1.5, 1.0, 0.5, 0.25, 0.1]
+    model = nn.Sequential(nn.Linear(12, 12), nn.Linear(12, 12))
+    with torch.no_grad():
+        for layer, s, seed in ((model[0], s1, 20), (model[1], s2, 30)):
+            layer.weight.copy_(matrix_with_singular_values(s, 12, 12, seed).float())
+
+    def squared_error(s, r):
+        return sum(v * v for v in s[r:]) / sum(v * v for v in s)
+
+    total = 2 * linear_params(12, 12)
+    cap = rank_for_ratio(12, 12, 1.0)
+    assert cap == 6
+    for target in (0.25, 0.3, 0.45, 0.6, 0.8, 1.0):
+        best = min(
+            (squared_error(s1, a) + squared_error(s2, b), (a, b))
+            for a in range(1, cap + 1)
+            for b in range(1, cap + 1)
+            if Fraction(factored_params(12, 12, a) + factored_params(12, 12, b))
+            <= Fraction(target) * total
+        )[1]
+        got = lowrank.layer_ranks(compress(model, ratio=target, allocation="energy"))
+        assert (got["0"], got["1"]) == best, target
 
 
 def test_compress_ratio_lowers_other_layers_when_one_cannot_reach_it():
@@ -415,7 +487,7 @@ def test_compress_ratio_lowers_other_layers_when_one_cannot_reach_it():
     torch.manual_seed(6)
     model = nn.Sequential(nn.Linear(64, 64), nn.Linear(2, 2))
     target = 1984 / 4160
-    small = compress(model, ratio=target)
+    small = compress(model, ratio=target, allocation="uniform")
     assert lowrank.layer_ranks(small) == {"0": 14, "1": 1}
     assert compression_ratio(model, small) <= target
 
@@ -426,7 +498,7 @@ def test_compress_on_trained_mlp_keeps_accuracy_at_full_rank(trained_mlp, mnist)
     dense = evaluate(trained_mlp, mnist)
     full = compress(trained_mlp, ranks=[512, 128, 10])
     assert abs(evaluate(full, mnist) - dense) <= 2e-4  # at most 2 of 10,000 images flip
-    half = compress(trained_mlp, ratio=0.5)
+    half = compress(trained_mlp, ratio=0.5)  # energy allocation
     assert compression_ratio(trained_mlp, half) <= 0.5
     assert evaluate(half, mnist) >= dense - 0.01
 
@@ -530,24 +602,36 @@ def test_matrix_families_with_data(mnist, trained_mlp):
     assert_close(rest, logits, rtol=1e-5, atol=1e-5, what="fc3(relu(fc2(activations)))")
 
 
-def test_compression_sweep_and_plots(tmp_path, mnist):
-    mlp = random_mlp(3)
+def test_compression_sweep_and_plots(tmp_path, small_mnist):
+    from dnnkernels.models import evaluate
+
+    mlp = tiny_mlp(3)
     rows = lowrank.compression_sweep(
         mlp,
         [0.5, 0.1],
-        mnist,
+        small_mnist,
         finetune_steps=2,
+        allocations=("energy", "uniform"),
         batch_sizes=(1, 8),
         min_run_time=0.01,
         progress=False,
     )
-    assert [r["ratio_target"] for r in rows] == [0.5, 0.1]
+    assert [(r["allocation"], r["ratio_target"]) for r in rows] == [
+        ("energy", 0.5),
+        ("energy", 0.1),
+        ("uniform", 0.5),
+        ("uniform", 0.1),
+    ]
     for row in rows:
         assert row["ratio"] <= row["ratio_target"]
         assert 0 <= row["accuracy"] <= 1 and 0 <= row["accuracy_finetuned"] <= 1
         assert re.fullmatch(r"fc1:\d+ fc2:\d+ fc3:\d+", row["ranks"])
         for b in (1, 8):
             assert row[f"speedup_b{b}"] == row[f"time_dense_b{b}_s"] / row[f"time_factored_b{b}_s"]
+        assert row["accuracy_dense"] == evaluate(mlp, small_mnist)
+    again = compress(mlp, ratio=0.1, allocation="uniform")
+    assert rows[3]["accuracy"] == evaluate(again, small_mnist)
+    assert rows[3]["ranks"] == " ".join(f"{n}:{r}" for n, r in lowrank.layer_ranks(again).items())
     paths = lowrank.plot_compression(rows, tmp_path)
     assert sorted(p.name for p in paths) == [
         "ratio_vs_accuracy.png",
@@ -557,7 +641,7 @@ def test_compression_sweep_and_plots(tmp_path, mnist):
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in paths)
 
 
-def test_run_writes_tables_plots_and_benchmark_section(tmp_path, mnist):
+def test_run_writes_tables_plots_and_benchmark_section(tmp_path, small_mnist):
     bench = tmp_path / "BENCHMARKS.md"
     bench.write_text(
         "# Benchmarks\n\n<!-- bench:conv2d:begin -->\nconv text\n<!-- bench:conv2d:end -->\n"
@@ -568,9 +652,10 @@ def test_run_writes_tables_plots_and_benchmark_section(tmp_path, mnist):
         ratios=(0.25,),
         finetune_steps=0,
         min_run_time=0.01,
-        families=("photo",),
-        model=random_mlp(4),
-        data=mnist,
+        families={"small": randn((60, 40), 12, torch.float32)},
+        allocations=("energy",),
+        model=tiny_mlp(4),
+        data=small_mnist,
         progress=False,
     )
     names = {p.name for p in written["plots"]}
@@ -582,7 +667,7 @@ def test_run_writes_tables_plots_and_benchmark_section(tmp_path, mnist):
     assert "Target: at compression ratio <= 0.25" in text
     assert re.search(r"Result: \*\*(met|missed)\*\*", text)
     errors = (tmp_path / "out" / "svd_rank" / "errors.csv").read_text().splitlines()
-    assert errors[0] == "family,rank,rel_error" and len(errors) == 1 + 512
+    assert errors[0] == "family,rank,rel_error" and len(errors) == 1 + 40
     # a second run replaces the section instead of adding one
     lowrank.run(
         tmp_path / "out2",
@@ -590,9 +675,10 @@ def test_run_writes_tables_plots_and_benchmark_section(tmp_path, mnist):
         ratios=(0.25,),
         finetune_steps=0,
         min_run_time=0.01,
-        families=("photo",),
-        model=random_mlp(4),
-        data=mnist,
+        families={"small": randn((60, 40), 12, torch.float32)},
+        allocations=("energy",),
+        model=tiny_mlp(4),
+        data=small_mnist,
         progress=False,
     )
     assert bench.read_text().count("<!-- bench:lowrank:begin -->") == 1
@@ -631,6 +717,11 @@ def test_bad_layers_and_ratios():
         svd_linear(nn.Conv2d(1, 1, 3), 1)
     with pytest.raises(TypeError, match="linear: got SVDLinear module"):
         svd_linear(SVDLinear(linear, 2), 1)
+    broken = nn.Linear(3, 2)
+    with torch.no_grad():
+        broken.weight[0, 0] = math.nan
+    with pytest.raises(ValueError, match="linear.weight: got .* 1 NaN or inf entries"):
+        svd_linear(broken, 1)
     mlp = random_mlp()
     for bad in (0, -0.5, 1.5, math.nan):
         with pytest.raises(ValueError, match=r"ratio: got .*, expected a float in \(0, 1\]"):
@@ -639,6 +730,12 @@ def test_bad_layers_and_ratios():
         compress(mlp, ratio="0.5")
     with pytest.raises(ValueError, match="ratio: got 0.001, expected at least 0.0058"):
         compress(mlp, ratio=0.001)
+    # the tiny MLP at rank 1 everywhere keeps 972 of 26,162 parameters (0.03715...)
+    for allocation in ("energy", "uniform"):
+        with pytest.raises(ValueError, match=r"ratio: got 0.03, expected at least 0.0371"):
+            compress(tiny_mlp(), ratio=0.03, allocation=allocation)
+    with pytest.raises(ValueError, match="allocation: got 'greedy', expected one of"):
+        compress(mlp, ratio=0.5, allocation="greedy")
     with pytest.raises(ValueError, match="ranks, ratio: .* expected exactly one of them"):
         compress(mlp)
     with pytest.raises(ValueError, match="ranks, ratio: .* expected exactly one of them"):

@@ -861,7 +861,8 @@ def requantize(acc: torch.Tensor, multiplier: float) -> torch.Tensor:
     Returns:
         float64 tensor of the shape of ``acc`` holding integers in [0, 255].
     """
-    return torch.round(acc.to(torch.float64) * multiplier).clamp_(0, 255)
+    out = acc.to(torch.float64) * multiplier
+    return out.round_().clamp_(0, 255)
 
 
 # ================================================================= the integer engine
@@ -927,24 +928,46 @@ def _signed_sums(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torc
     return pn[:, :o], pn[:, o:]
 
 
-def _products(layer: QuantLayer, x: torch.Tensor, idx: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """Products of the outputs ``idx`` in canonical order, bias appended: int64 (M, K + 1).
+class _Gather:
+    """Products of chosen outputs of one layer, in canonical order, bias appended.
 
-    Args:
-        x: the layer input (N, C, H, W) or (N, I), integer values (any dtype).
-        idx: ``(n, o, i, j)`` for a convolution, ``(n, o)`` for a linear layer (int64 (M,)).
+    ``gather(idx)`` with ``idx = (n, o, i, j)`` (convolution) or ``(n, o)`` (linear), int64
+    (M,) each, returns int64 (M, K + 1): ``x[n, patch(i, j)] * w[o, :]`` then ``b[o]``.
+    A patch is read from the flattened zero-padded input at ``start(n, i, j) + offset(c, u, v)``
+    (one gather of M x K values, no im2col of the whole batch).
     """
-    xi = x.to(torch.int64)
-    o_idx = idx[1]
-    weight = layer.weight.reshape(layer.out_channels, -1)
-    if layer.kind == "conv":
-        kh, kw = layer.weight.shape[2:]
-        p, s = layer.padding, layer.stride
-        windows = F.pad(xi, (p, p, p, p)).unfold(2, kh, s).unfold(3, kw, s)  # (N,C,H',W',kh,kw)
-        patches = windows[idx[0], :, idx[2], idx[3]].reshape(len(o_idx), -1)  # (c, u, v) order
-    else:
-        patches = xi[idx[0]]
-    return torch.cat([patches * weight[o_idx], layer.bias[o_idx].unsqueeze(1)], dim=1)
+
+    def __init__(self, layer: QuantLayer, x: torch.Tensor) -> None:
+        self.layer = layer
+        self.weight = layer.weight.reshape(layer.out_channels, -1).to(torch.int32)
+        if layer.kind == "conv":
+            p = layer.padding
+            padded = F.pad(x, (p, p, p, p)).to(torch.int32)  # 8-bit values
+            _, c, hp, wp = padded.shape
+            kh, kw = layer.weight.shape[2:]
+            self.flat = padded.reshape(-1)
+            self.offset = (
+                torch.arange(c).reshape(-1, 1, 1) * (hp * wp)
+                + torch.arange(kh).reshape(1, -1, 1) * wp
+                + torch.arange(kw).reshape(1, 1, -1)
+            ).reshape(1, -1)  # (1, K) in (c, u, v) order
+            self.strides = (c * hp * wp, layer.stride * wp, layer.stride)
+        else:
+            self.rows = x.to(torch.int32)
+
+    def __call__(self, idx: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        o = idx[1]
+        if self.layer.kind == "conv":
+            sn, si, sj = self.strides
+            start = idx[0] * sn + idx[2] * si + idx[3] * sj
+            patches = self.flat[start.unsqueeze(1) + self.offset]
+        else:
+            patches = self.rows[idx[0]]
+        k = self.weight.shape[1]
+        out = torch.empty(len(o), k + 1, dtype=torch.int64)
+        torch.mul(patches, self.weight[o], out=out[:, :k])  # |x * w| < 2**15: exact
+        out[:, k] = self.layer.bias[o]
+        return out
 
 
 #: products gathered per chunk of candidate outputs (int64 elements), bounds memory
@@ -969,29 +992,33 @@ def _layer_fast(
     """
     n = x.shape[0]
     pos, neg = _signed_sums(layer, x)
-    shape = (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
-    bias = layer.bias.reshape(shape)
     if observer is not None:
         observer(layer, x, pos, neg)
     t_hi, t_lo = layer.thresholds(bits)
-    candidates = ((pos > t_hi) | (neg < t_lo)).nonzero(as_tuple=True)  # only these can overflow
+    mask = pos > t_hi
+    mask |= neg < t_lo
+    candidates = mask.nonzero(as_tuple=True)  # only these outputs can overflow
+    shape = (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
+    bias = layer.bias.reshape(shape)
+    pos += neg  # exact: integers below 2**24 (float32) or 2**53 (float64)
     if layer.out_scale is None:
-        acc = (pos + neg).to(torch.int64) + bias
+        acc = pos.to(torch.int64) + bias
     else:
-        acc = (pos + neg).to(torch.float64) + bias  # exact integers below 2**53
+        acc = pos.to(torch.float64).add_(bias)  # exact integers below 2**53
     overflows = torch.zeros(n, dtype=torch.int64)
-    chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
-    for start in range(0, len(candidates[0]), chunk):
-        idx = tuple(c[start : start + chunk] for c in candidates)
-        sums, over = accumulate(_products(layer, x, idx), bits, mode)
-        acc[idx] = sums.to(acc.dtype)
-        overflows += torch.bincount(idx[0][over], minlength=n)
+    if len(candidates[0]):
+        gather = _Gather(layer, x)
+        chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
+        for start in range(0, len(candidates[0]), chunk):
+            idx = tuple(c[start : start + chunk] for c in candidates)
+            sums, over = accumulate(gather(idx), bits, mode)
+            acc[idx] = sums.to(acc.dtype)
+            overflows += torch.bincount(idx[0][over], minlength=n)
     if layer.out_scale is None:
         return acc, overflows
-    q = requantize(acc, layer.multiplier).to(torch.float32)
-    if layer.pool:
-        q = F.max_pool2d(q, layer.pool)
-    return q, overflows
+    if layer.pool:  # max-pool commutes with the monotone requantization: pool first
+        acc = F.max_pool2d(acc, layer.pool)
+    return requantize(acc, layer.multiplier).to(torch.float32), overflows
 
 
 def _forward_fast(
@@ -1410,9 +1437,10 @@ class _RangeObserver:
         n_all = neg.to(torch.int64) + bias.clamp(max=0)
         candidates = ((p_all > hi) | (n_all < lo)).nonzero(as_tuple=True)
         chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
+        gather = _Gather(layer, x) if len(candidates[0]) else None
         for start in range(0, len(candidates[0]), chunk):
             idx = tuple(c[start : start + chunk] for c in candidates)
-            prefix = torch.cumsum(_products(layer, x, idx), dim=1)
+            prefix = torch.cumsum(gather(idx), dim=1)
             lo, hi = min(lo, int(prefix.min())), max(hi, int(prefix.max()))
             self.gathered += len(idx[0])
         self.lo[name], self.hi[name] = lo, hi

@@ -62,6 +62,7 @@ __all__ = [
     "conv2d_fft",
     "winograd_transforms",
     "output_size",
+    "fast_fft_size",
 ]
 
 METHODS = ("naive", "torch", "im2col", "winograd", "winograd4", "fft")
@@ -287,15 +288,18 @@ def conv2d_im2col(
     """conv2d as one matrix product with the im2col patch matrix.
 
     Pad ``x`` with ``p`` zeros on each side, then collect every ``kh x kw`` window of every
-    channel (windows start every ``s`` pixels) as one row of the patch matrix ``P``::
+    channel (windows start every ``s`` pixels) as one column of the patch matrix ``P``::
 
-        P[(n, i, j), (c, u, v)] = xp[n, c, s*i + u, s*j + v]       P: (N*H'*W', C*kh*kw)
-        K[(c, u, v), o]         = k[o, c, u, v]                    K: (C*kh*kw, O)
-        Y = P @ K                                                  Y: (N*H'*W', O)
+        P[n, (c, u, v), (i, j)] = xp[n, c, s*i + u, s*j + v]      P: (N, C*kh*kw, H'*W')
+        K[o, (c, u, v)]         = k[o, c, u, v]                   K: (O, C*kh*kw)
+        Y[n] = K @ P[n]                                           Y: (N, O, H'*W')
 
-    and reshape ``Y`` to ``(N, O, H', W')``, adding ``b[o]`` to channel ``o``. Build ``P``
-    without a Python loop over pixels: ``Tensor.unfold`` (a strided view of all windows),
-    ``torch.as_strided`` or ``F.unfold`` all work; the only arithmetic is the one product.
+    and reshape ``Y`` to ``(N, O, H', W')``, adding ``b[o]`` to channel ``o``. (Stacking the
+    ``N`` images side by side, this is one GEMM ``(O, C*kh*kw) @ (C*kh*kw, N*H'*W')``.) Build
+    ``P`` without a Python loop over pixels: ``Tensor.unfold`` (a strided view of all
+    windows), ``torch.as_strided`` or ``F.unfold`` all work; the only arithmetic is the
+    product. Putting the pixel index ``(i, j)`` last makes both the copy into ``P`` and the
+    result's layout contiguous, which is several times faster than rows of patches.
 
     Args:
         x: ``(N, C, H, W)``, a float or signed integer dtype.
@@ -396,9 +400,15 @@ def conv2d_winograd(
        ``as_strided``): ``d`` of shape ``(N, C, T, S, a, a)``.
     3. Input transform: ``V = BT @ d @ BT.T``                               ``(N, C, T, S, a, a)``.
     4. Element-wise product summed over channels:
-       ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]`` (one ``einsum``)  ``(N, O, T, S, a, a)``.
+       ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]``                    ``(N, O, T, S, a, a)``.
+       For each of the ``a*a`` tile positions this is a matrix product over ``c``, so the
+       whole step is a batch of ``a*a`` GEMMs ``(N*T*S, C) @ (C, O)`` (``torch.bmm``).
     5. Output transform: ``Y = AT @ M @ AT.T``                             ``(N, O, T, S, m, m)``.
     6. Reassemble the tiles into ``(N, O, T*m, S*m)``, crop to ``(H-2) x (W-2)``, add ``b[o]``.
+
+    Speed: the 2-D transforms of steps 3 and 5 on every tile at once are one GEMM each, with
+    the Kronecker product of the 1-D transforms: flattening a tile row-major,
+    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``).
 
     Args:
         x: ``(N, C, H, W)`` with ``H, W >= 3``, a floating dtype, finite values.
@@ -416,6 +426,32 @@ def conv2d_winograd(
     return dnnkernels._student.implementation("precision_winograd")(x, k, b, m)
 
 
+def fast_fft_size(n: int) -> int:
+    """The smallest ``L >= n`` whose prime factors are all 2, 3 or 5.
+
+    FFT libraries (pocketfft inside torch) are fastest on such lengths; a prime length such as
+    47 can be several times slower than 48. Zero-padding a convolution beyond its
+    linear-convolution size does not change its valid part, so FFT convolution may always
+    round its size up to ``fast_fft_size``.
+
+    Args:
+        n: a length ``>= 1``.
+
+    Returns:
+        ``L``, an int with ``L >= n`` and ``L = 2**i * 3**j * 5**l``.
+    """
+    check_int("n", n, low=1)
+    size = n
+    while True:
+        rest = size
+        for prime in (2, 3, 5):
+            while rest % prime == 0:
+                rest //= prime
+        if rest == 1:
+            return size
+        size += 1
+
+
 def conv2d_fft(x: torch.Tensor, k: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """conv2d (stride 1, no padding) as a product of real 2-D FFTs.
 
@@ -423,9 +459,11 @@ def conv2d_fft(x: torch.Tensor, k: torch.Tensor, b: torch.Tensor | None = None) 
 
     1. Flip the kernel in both spatial dimensions: ``kf = k.flip(-2, -1)``; then
        correlation with ``k`` is convolution with ``kf``.
-    2. Zero-pad to the linear-convolution size ``Hf x Wf = (H + kh - 1) x (W + kw - 1)`` (the
+    2. Zero-pad to at least the linear-convolution size ``(H + kh - 1) x (W + kw - 1)`` (the
        ``s=`` argument of ``torch.fft.rfft2`` does it), so that the circular convolution
-       equals the linear one.
+       equals the linear one. Any larger size gives the same valid part, and an FFT is much
+       faster when its length has only small prime factors, so use
+       ``Hf = fast_fft_size(H + kh - 1)`` and ``Wf = fast_fft_size(W + kw - 1)``.
     3. ``X = rfft2(x)`` ``(N, C, Hf, Wf//2 + 1)``, ``K = rfft2(kf)`` ``(O, C, Hf, Wf//2 + 1)``;
        ``Y[n, o] = sum_c X[n, c] * K[o, c]`` (one ``einsum``); ``full = irfft2(Y, s=(Hf, Wf))``.
     4. The full convolution has the correlation (the "valid" part) at

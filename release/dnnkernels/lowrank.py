@@ -35,6 +35,7 @@ import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -131,9 +132,9 @@ class SVDLinear(nn.Module):
     columns, so the intermediate ``x @ V_k`` is the projection of x on the top-k right
     singular vectors, on the same scale as x (``||x V_k|| <= ||x||``).
 
-    The SVD is computed in float64 (with ``dnnkernels.matmul.truncated_svd``) and the factors
-    are stored in the dtype of the original weight, as ``nn.Parameter``s (so the layer can be
-    fine-tuned); the bias is copied unchanged.
+    The SVD is computed with ``dnnkernels.matmul.truncated_svd`` in the dtype of the weight;
+    the factors are stored as ``nn.Parameter``s (so that the layer can be fine-tuned) and the
+    bias is copied unchanged.
 
     Args:
         linear: the trained ``nn.Linear`` (in_features -> out_features), with or without bias.
@@ -221,7 +222,6 @@ def rank_for_ratio(in_features: int, out_features: int, ratio: float) -> int:
 def check_matrix(name: str, M: object) -> torch.Tensor:
     """Check a matrix for SVD studies: float32/float64, 2-D, finite, not all zeros."""
     check_tensor(name, M, ndim=2, dtypes=(torch.float32, torch.float64), finite=True)
-    assert isinstance(M, torch.Tensor)
     if min(M.shape) == 0:
         raise ValueError(f"{name}: got {describe(M)}, expected a matrix with at least one entry")
     if not bool(M.any()):
@@ -293,8 +293,13 @@ def factored_params(in_features: int, out_features: int, rank: int, bias: bool =
 
 
 def min_ratio(in_features: int, out_features: int) -> float:
-    """The smallest reachable layer ratio: that of the rank-1 factored layer (with bias)."""
-    return factored_params(in_features, out_features, 1) / linear_params(in_features, out_features)
+    """The smallest reachable layer ratio: that of the rank-1 factored layer (with bias).
+
+    Rounded up to the next float if needed, so that ``rank_for_ratio`` accepts it.
+    """
+    return _smallest_float_at_least(
+        factored_params(in_features, out_features, 1), linear_params(in_features, out_features)
+    )
 
 
 def _at_most(count: int, ratio: float, total: int) -> bool:
@@ -324,6 +329,7 @@ def check_layer_ratio(name: str, ratio: object, in_features: int, out_features: 
 def svd_linear(linear: nn.Linear, rank: int) -> SVDLinear:
     """Checked constructor of :class:`SVDLinear` (``linear`` an nn.Linear, rank in range)."""
     check_linear("linear", linear)
+    check_tensor("linear.weight", linear.weight, finite=True)
     check_rank("rank", rank, (linear.out_features, linear.in_features))
     layer = SVDLinear(linear, rank)
     return layer.train(linear.training)
@@ -366,50 +372,104 @@ def linear_layers(model: nn.Module) -> dict[str, nn.Linear]:
     return {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
 
 
-def _layer_ranks_for_ratio(model: nn.Module, ratio: float) -> dict[str, int]:
-    """Ranks per linear layer that bring the whole model to at most ``ratio`` (see compress)."""
-    layers = linear_layers(model)
-    if not layers:
-        raise ValueError(f"model: got {describe_module(model)}, expected at least one nn.Linear")
-    total = count_parameters(model)
-    dense_linear = sum(p.numel() for m in layers.values() for p in m.parameters())
-    others = total - dense_linear
+ALLOCATIONS = ("energy", "uniform")
+"""Ways :func:`compress` shares a parameter budget among the linear layers."""
+
+
+def _smallest_float_at_least(numerator: int, denominator: int) -> float:
+    """The smallest float ``x`` with ``x >= numerator / denominator`` exactly."""
+    x = numerator / denominator
+    if Fraction(x) < Fraction(numerator, denominator):
+        x = math.nextafter(x, math.inf)
+    return x
+
+
+class _Budget:
+    """Parameter accounting of a model whose linear layers get factored (see compress)."""
+
+    def __init__(self, model: nn.Module, ratio: float) -> None:
+        self.layers = linear_layers(model)
+        self.total = count_parameters(model)
+        dense = sum(p.numel() for m in self.layers.values() for p in m.parameters())
+        self.others = self.total - dense
+        self.ratio = ratio
+        p, q = float(ratio).as_integer_ratio()
+        self.budget = (p * self.total) // q  # largest count with count <= ratio * total
+        smallest = self.size({name: 1 for name in self.layers})
+        if smallest > self.budget:
+            raise ValueError(
+                f"ratio: got {ratio}, expected at least "
+                f"{_smallest_float_at_least(smallest, self.total):.6g} for this model (every "
+                f"linear layer at rank 1 keeps {smallest} of {self.total} parameters)"
+            )
+
+    def size(self, ranks: Mapping[str, int]) -> int:
+        """Parameters of the model with the linear layers factored at ``ranks``."""
+        return self.others + sum(
+            factored_params(m.in_features, m.out_features, ranks[n], m.bias is not None)
+            for n, m in self.layers.items()
+        )
+
+
+def _reaches(in_features: int, out_features: int, ratio: float) -> bool:
+    """Whether a rank-1 factored layer meets ``ratio`` (so rank_for_ratio has an answer)."""
+    one = factored_params(in_features, out_features, 1)
+    return _at_most(one, ratio, linear_params(in_features, out_features))
+
+
+def _ranks_uniform(model: nn.Module, ratio: float) -> dict[str, int]:
+    """Allocation "uniform": the same layer ratio for every linear layer (see compress)."""
+    budget = _Budget(model, ratio)
 
     def ranks_at(layer_ratio: float) -> dict[str, int]:
-        ranks = {}
-        for name, m in layers.items():
-            i, o = m.in_features, m.out_features
-            if _at_most(factored_params(i, o, 1), layer_ratio, linear_params(i, o)):
-                ranks[name] = rank_for_ratio(i, o, layer_ratio)
-            else:  # not even rank 1 meets the layer ratio: the smallest factored layer
-                ranks[name] = 1
-        return ranks
-
-    def size(ranks: Mapping[str, int]) -> int:
-        return others + sum(
-            factored_params(m.in_features, m.out_features, ranks[n], m.bias is not None)
-            for n, m in layers.items()
-        )
+        return {
+            name: rank_for_ratio(m.in_features, m.out_features, layer_ratio)
+            if _reaches(m.in_features, m.out_features, layer_ratio)
+            else 1  # not even rank 1 meets the layer ratio: the smallest factored layer
+            for name, m in budget.layers.items()
+        }
 
     ranks = ranks_at(ratio)
-    if _at_most(size(ranks), ratio, total):
+    if budget.size(ranks) <= budget.budget:
         return ranks
-    smallest = {name: 1 for name in layers}
-    if not _at_most(size(smallest), ratio, total):
-        raise ValueError(
-            f"ratio: got {ratio}, expected at least {size(smallest) / total:.6g} for this model "
-            f"(every linear layer at rank 1 keeps {size(smallest)} of {total} parameters)"
-        )
-    # some layers cannot reach the ratio even at rank 1: lower the per-layer ratio of the
-    # others (bisection; the size only grows with the layer ratio) until the model meets it
+    # some layers cannot reach the ratio even at rank 1: lower the layer ratio of all
+    # (bisection; the size only grows with it) until the whole model meets the target
     low, high = 0.0, ratio
     for _ in range(64):
         middle = (low + high) / 2
-        if _at_most(size(ranks_at(middle)), ratio, total):
+        if budget.size(ranks_at(middle)) <= budget.budget:
             low = middle
         else:
             high = middle
-    return ranks_at(low) if low > 0 else smallest
+    return ranks_at(low) if low > 0 else {name: 1 for name in budget.layers}
+
+
+def _ranks_energy(model: nn.Module, ratio: float) -> dict[str, int]:
+    """Allocation "energy": ranks bought greedily by error reduction per parameter."""
+    budget = _Budget(model, ratio)
+    gains, costs, owners = [], [], []
+    names = list(budget.layers)
+    for index, m in enumerate(budget.layers.values()):
+        i, o = m.in_features, m.out_features
+        cap = rank_for_ratio(i, o, 1.0) if _reaches(i, o, 1.0) else 1
+        if cap < 2 or not bool(m.weight.detach().any()):
+            continue
+        weight = m.weight.detach()
+        squared = low_rank_errors(weight, list(range(1, cap + 1))).square()
+        # error² falls by s_r² / ||W||² when rank r is added (r = 2 .. cap), at i + o params
+        gains.append((squared[:-1] - squared[1:]) / (i + o))
+        costs.append(torch.full((cap - 1,), i + o, dtype=torch.int64))
+        owners.append(torch.full((cap - 1,), index, dtype=torch.int64))
+    ranks = {name: 1 for name in names}
+    if not gains:
+        return ranks
+    gain, cost, owner = torch.cat(gains), torch.cat(costs), torch.cat(owners)
+    order = torch.sort(gain, descending=True, stable=True).indices
+    spent = torch.cumsum(cost[order], dim=0)
+    bought = owner[order][spent <= budget.budget - budget.size(ranks)]
+    for index, extra in enumerate(torch.bincount(bought, minlength=len(names)).tolist()):
+        ranks[names[index]] += extra
+    return ranks
 
 
 def _replace_module(root: nn.Module, name: str, module: nn.Module) -> None:
@@ -423,6 +483,7 @@ def compress(
     model: nn.Module,
     ranks: int | Sequence[int] | Mapping[str, int] | None = None,
     ratio: float | None = None,
+    allocation: str = "energy",
 ) -> nn.Module:
     """A copy of ``model`` whose ``nn.Linear`` layers are replaced by :class:`SVDLinear` layers.
 
@@ -431,11 +492,28 @@ def compress(
     - ``ranks``: an int (the same rank for every linear layer), a sequence with one rank per
       linear layer (in the order of :func:`linear_layers`), or a dict ``{layer name: rank}``
       (layers not named stay dense). Each rank in [1, min(in, out)] of its layer.
-    - ``ratio``: a target in (0, 1] for :func:`compression_ratio`. Every linear layer gets
-      the same layer ratio, ``rank_for_ratio(in, out, ratio)``. A layer that cannot reach it
-      even at rank 1 gets rank 1; if that pushes the whole model above ``ratio``, the layer
-      ratio of all layers is lowered (bisection) until ``compression_ratio <= ratio`` holds.
-      Raises ``ValueError`` if even rank 1 everywhere does not reach ``ratio``.
+    - ``ratio``: a target in (0, 1] for :func:`compression_ratio`; every linear layer is
+      factored and the result always has ``compression_ratio(model, result) <= ratio``.
+      ``allocation`` says how the parameter budget is shared among the layers:
+
+      - ``"energy"`` (default): every layer starts at rank 1; then ranks are added
+        greedily, the largest decrease of the layer's squared relative error per parameter
+        first (adding rank r to layer W lowers ``low_rank_errors(W, ·)²`` by
+        ``s_r² / ||W||_F²`` at a cost of ``in + out`` parameters), as long as the budget
+        allows (the list of all such steps, sorted by decrease per parameter, is taken up to
+        the first step that no longer fits). A greedy approach to the smallest sum over
+        layers of the squared relative Frobenius errors (exact when all layers have the
+        same ``in + out``; singular values do not increase, so each layer's steps come in
+        order). No layer goes beyond ``rank_for_ratio(in, out, 1.0)``, where the factors
+        stop saving parameters.
+      - ``"uniform"`` (the classic rule): every layer keeps the same share of its own
+        parameters, rank ``rank_for_ratio(in, out, ratio)``. A layer that cannot reach the
+        ratio even at rank 1 gets rank 1; if that pushes the model above ``ratio``, the
+        layer ratio of all layers is lowered (bisection) until the model meets it. Simple,
+        but hard on small layers: at ratio 0.5 the MLP's fc3 (128 -> 10) keeps rank 4 of
+        10 although it holds 0.3 % of the parameters.
+
+      Raises ``ValueError`` if even rank 1 everywhere exceeds ``ratio``.
 
     The original model is not modified (it is deep-copied); the copy keeps its train/eval
     mode. Returns the new model.
@@ -450,9 +528,11 @@ def compress(
     layers = linear_layers(model)
     if not layers:
         raise ValueError(f"model: got {describe_module(model)}, expected at least one nn.Linear")
+    check_choice("allocation", allocation, ALLOCATIONS)
     if ratio is not None:
         ratio = check_ratio("ratio", ratio)
-        chosen = _layer_ranks_for_ratio(model, ratio)
+        allocate = _ranks_uniform if allocation == "uniform" else _ranks_energy
+        chosen = allocate(model, ratio)
     elif isinstance(ranks, Mapping):
         unknown = [name for name in ranks if name not in layers]
         if unknown:
@@ -742,6 +822,7 @@ def compression_sweep(
     data,
     finetune_steps: int = 0,
     *,
+    allocations: Sequence[str] = ALLOCATIONS,
     batch_sizes: Sequence[int] = (1, 1000),
     min_run_time: float = 0.5,
     threads: int = 1,
@@ -750,7 +831,7 @@ def compression_sweep(
 ) -> list[dict]:
     """Accuracy, size and measured inference time of ``compress(model, ratio=t)`` per target t.
 
-    For each target ratio: compress the model (:func:`compress`), measure its
+    For each allocation and target ratio: compress the model (:func:`compress`), measure its
     :func:`compression_ratio` and its test accuracy (``models.evaluate`` on
     ``data.test_loader``), optionally fine-tune it for ``finetune_steps`` steps
     (:func:`finetune`) and measure the accuracy again, then time one forward pass
@@ -762,6 +843,7 @@ def compression_sweep(
         model: the trained dense model (not modified).
         ratios: targets in (0, 1].
         data: :class:`dnnkernels.data.MNIST`.
+        allocations: rank allocations of :func:`compress` (``"uniform"``, ``"energy"``).
         finetune_steps: Adam steps of fine-tuning per compressed model (0: none).
         batch_sizes: batch sizes to time.
         min_run_time: seconds of repeats per timing (dense and compressed each).
@@ -770,7 +852,8 @@ def compression_sweep(
         progress: tqdm bars.
 
     Returns:
-        one dict per target with keys ``ratio_target``, ``ratio`` (actual), ``ranks`` (e.g.
+        one dict per (allocation, target), allocations in the outer loop, with keys
+        ``allocation``, ``ratio_target``, ``ratio`` (actual), ``ranks`` (e.g.
         ``"fc1:77 fc2:16 fc3:1"``), ``accuracy``, ``accuracy_dense``, ``accuracy_finetuned``
         (NaN without fine-tuning), and per batch size B: ``time_dense_b{B}_s``,
         ``time_factored_b{B}_s``, ``speedup_b{B}`` (dense / factored).
@@ -782,6 +865,7 @@ def compression_sweep(
     ratios = [check_ratio(f"ratios[{i}]", t) for i, t in enumerate(ratios)]
     check_int("finetune_steps", finetune_steps, low=0)
     batch_sizes = [check_int("batch_sizes[]", b, low=1) for b in batch_sizes]
+    allocations = [check_choice("allocations[]", a, ALLOCATIONS) for a in allocations]
     from dnnkernels.data import normalize
 
     model = model.eval()
@@ -789,9 +873,11 @@ def compression_sweep(
     accuracy_dense = _evaluate(model, data)
 
     rows = []
-    for target in tqdm(ratios, desc="compression ratios", disable=not progress):
-        compressed = compress(model, ratio=target).eval()
+    points = [(a, t) for a in allocations for t in ratios]
+    for allocation, target in tqdm(points, desc="compression ratios", disable=not progress):
+        compressed = compress(model, ratio=target, allocation=allocation).eval()
         row = {
+            "allocation": allocation,
             "ratio_target": target,
             "ratio": compression_ratio(model, compressed),
             "ranks": " ".join(f"{n}:{r}" for n, r in layer_ranks(compressed).items()),
@@ -911,63 +997,89 @@ def plot_rank_speedup(sweeps: Mapping[str, Sequence[Mapping]], path: str | os.Pa
 def plot_compression(rows: Sequence[Mapping], out_dir: str | os.PathLike) -> list[Path]:
     """The three plots of the mnist assignment, as PNG files in ``out_dir``.
 
-    ``ratio_vs_accuracy.png``, ``ratio_vs_runtime.png`` (batch 1 and batch 1000 panels,
-    compressed and dense), ``runtime_vs_accuracy.png`` (batch-1000 time against accuracy,
-    points labelled with their ratio). ``rows`` as returned by :func:`compression_sweep`.
+    ``ratio_vs_accuracy.png``, ``ratio_vs_runtime.png`` (one panel per timed batch size,
+    compressed and dense), ``runtime_vs_accuracy.png`` (time at the largest batch against
+    accuracy, points labelled with their ratio); one line per allocation (and per
+    fine-tuning, when there was some). ``rows`` as returned by :func:`compression_sweep`.
     """
     plt = _pyplot()
     out_dir = Path(out_dir)
-    ratio = [r["ratio"] for r in rows]
-    accuracy = [100 * r["accuracy"] for r in rows]
-    tuned = [100 * r["accuracy_finetuned"] for r in rows]
-    has_tuned = not all(math.isnan(a) for a in tuned)
+    groups: dict[str, list[Mapping]] = {}
+    for row in rows:
+        groups.setdefault(row.get("allocation", "uniform"), []).append(row)
+    tuned = not all(math.isnan(r["accuracy_finetuned"]) for r in rows)
     dense_accuracy = 100 * rows[0]["accuracy_dense"]
     batches = sorted(
         int(m.group(1)) for key in rows[0] if (m := re.fullmatch(r"speedup_b(\d+)", key))
     )
+    big = batches[-1]
     paths = []
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    ax.plot(ratio, accuracy, "o-", label="SVD-compressed")
-    if has_tuned:
-        ax.plot(ratio, tuned, "s--", label="compressed + fine-tuned")
+    def accuracy_lines(ax, x_of):
+        for allocation, group in groups.items():
+            xs = [x_of(r) for r in group]
+            line = ax.plot(xs, [100 * r["accuracy"] for r in group], "o-", label=allocation)[0]
+            if tuned:
+                ax.plot(
+                    xs,
+                    [100 * r["accuracy_finetuned"] for r in group],
+                    "s--",
+                    color=line.get_color(),
+                    label=f"{allocation} + fine-tuning",
+                )
+
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    accuracy_lines(ax, lambda r: r["ratio"])
     ax.axhline(dense_accuracy, color="gray", linestyle=":", label="dense")
     ax.set_xscale("log")
     ax.set_xlabel("compression ratio (parameters kept)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Compression ratio vs accuracy")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     paths.append(_save(fig, out_dir / "ratio_vs_accuracy.png"))
 
     fig, axes = plt.subplots(1, len(batches), figsize=(5 * len(batches), 4), squeeze=False)
     for ax, b in zip(axes.flat, batches, strict=True):
-        ax.plot(ratio, [1e3 * r[f"time_factored_b{b}_s"] for r in rows], "o-", label="SVD")
-        ax.plot(ratio, [1e3 * r[f"time_dense_b{b}_s"] for r in rows], "x:", label="dense")
+        for allocation, group in groups.items():
+            ratio = [r["ratio"] for r in group]
+            ax.plot(
+                ratio, [1e3 * r[f"time_factored_b{b}_s"] for r in group], "o-", label=allocation
+            )
+        everything = sorted(rows, key=lambda r: r["ratio"])
+        ax.plot(
+            [r["ratio"] for r in everything],
+            [1e3 * r[f"time_dense_b{b}_s"] for r in everything],
+            "x:",
+            color="gray",
+            label="dense (measured alongside)",
+        )
         ax.set_xscale("log")
         ax.set_xlabel("compression ratio (parameters kept)")
         ax.set_ylabel("inference time (ms)")
         ax.set_title(f"batch {b}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
     fig.suptitle("Compression ratio vs measured runtime")
     paths.append(_save(fig, out_dir / "ratio_vs_runtime.png"))
 
-    b = batches[-1]
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    times = [1e3 * r[f"time_factored_b{b}_s"] for r in rows]
-    ax.plot(times, accuracy, "o-", label="SVD-compressed")
-    if has_tuned:
-        ax.plot(times, tuned, "s--", label="compressed + fine-tuned")
-    for t, a, r in zip(times, accuracy, ratio, strict=True):
-        ax.annotate(f"{r:.2g}", (t, a), textcoords="offset points", xytext=(4, -10), fontsize=7)
-    dense_time = float(np.median([1e3 * r[f"time_dense_b{b}_s"] for r in rows]))
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    accuracy_lines(ax, lambda r: 1e3 * r[f"time_factored_b{big}_s"])
+    for r in rows:
+        ax.annotate(
+            f"{r['ratio']:.2g}",
+            (1e3 * r[f"time_factored_b{big}_s"], 100 * r["accuracy"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=7,
+        )
+    dense_time = float(np.median([1e3 * r[f"time_dense_b{big}_s"] for r in rows]))
     ax.plot([dense_time], [dense_accuracy], "k*", markersize=10, label="dense")
-    ax.set_xlabel(f"inference time, batch {b} (ms)")
+    ax.set_xlabel(f"inference time, batch {big} (ms)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Runtime vs accuracy (labels: compression ratio)")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8)
     paths.append(_save(fig, out_dir / "runtime_vs_accuracy.png"))
     return paths
 
@@ -996,6 +1108,7 @@ def benchmark_section(
     compression_rows: Sequence[Mapping],
     command: str,
     threads: int = 1,
+    finetune_steps: int = 0,
 ) -> str:
     """The markdown of the low-rank section of BENCHMARKS.md (targets stated, met or not)."""
     lines = [
@@ -1032,6 +1145,7 @@ def benchmark_section(
         if (m := re.fullmatch(r"speedup_b(\d+)", key))
     )
     columns = {
+        "allocation": "allocation",
         "ratio_target": "target ratio",
         "ratio": "actual ratio",
         "ranks": "ranks",
@@ -1054,7 +1168,10 @@ def benchmark_section(
         "### mnist: MLP 784-512-128-10 with every linear layer replaced by SVDLinear",
         "",
         f"Dense test accuracy {compression_rows[0]['accuracy_dense']:.4f}. "
-        "Ratio = parameters of the compressed model over the dense one's (biases included).",
+        "Ratio = parameters of the compressed model over the dense one's (biases included);",
+        "allocation: how `compress` shares the budget among fc1, fc2, fc3 (uniform: the same",
+        "ratio per layer; energy: greedy by error reduction per parameter). Fine-tuned: "
+        f"accuracy after {finetune_steps} Adam steps (lr 1e-3) of the compressed model.",
         "",
         markdown_table(shown, columns),
     ]
@@ -1062,12 +1179,16 @@ def benchmark_section(
     checked = [r for r in compression_rows if r["ratio"] <= SPEED_TARGET_RATIO]
     met = [r for r in checked if r[f"speedup_b{big}"] > 1]
     verdict = "**met**" if checked and len(met) == len(checked) else "**missed**"
-    detail = ", ".join(f"{r['ratio']:.3f}: {r[f'speedup_b{big}']:.2f}x" for r in checked)
+    detail = ", ".join(
+        f"{r.get('allocation', 'uniform')} {r['ratio']:.3f}: {r[f'speedup_b{big}']:.2f}x"
+        for r in checked
+    )
     lines += [
         "",
         f"Target: at compression ratio <= {SPEED_TARGET_RATIO}, batch-{big} inference of the "
         f"compressed MLP is faster than the dense MLP. Result: {verdict} "
-        f"({len(met)} of {len(checked)} points faster; actual ratio: speed-up = {detail}).",
+        f"({len(met)} of {len(checked)} points faster; allocation, actual ratio: speed-up "
+        f"= {detail}).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -1075,6 +1196,8 @@ def benchmark_section(
 # ============================================================================ command line
 
 DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.075, 0.05, 0.03, 0.02)
+SWEEP_N = 512
+"""Columns of the right operand B in the svd_rank sweeps of the command line."""
 BENCH_RANKS = (4, 16, 64, 256)
 """Ranks of the svd_rank sweeps shown in BENCHMARKS.md (all ranks go to the CSV)."""
 
@@ -1087,7 +1210,8 @@ def run(
     finetune_steps: int = 100,
     min_run_time: float = 0.3,
     threads: int = 1,
-    families: Sequence[str] = FAMILIES,
+    families: Sequence[str] | Mapping[str, torch.Tensor] = FAMILIES,
+    allocations: Sequence[str] = ALLOCATIONS,
     model: nn.Module | None = None,
     data=None,
     command: str = "python -m dnnkernels.lowrank",
@@ -1100,6 +1224,7 @@ def run(
     ``svd_rank/errors_vs_rank.png``, ``svd_rank/speedup_vs_rank.png``,
     ``mnist/compression.csv`` and ``.md`` (:func:`compression_sweep` rows) and the three
     mnist plots; then the low-rank section of ``benchmarks`` (skipped if None).
+    ``families``: names of :func:`matrix_family`, or a dict ``{name: matrix}`` of your own.
     Returns the written paths by kind (``"tables"``, ``"plots"``, ``"benchmarks"``).
     """
     out = Path(out)
@@ -1111,18 +1236,23 @@ def run(
     written: dict[str, list[Path]] = {"tables": [], "plots": [], "benchmarks": []}
 
     curves, sweeps, error_rows, sweep_rows = {}, {}, [], []
-    for name in tqdm(families, desc="matrix families", disable=not progress):
-        matrix = matrix_family(name, model=model, data=data)
+    for name in tqdm(list(families), desc="matrix families", disable=not progress):
+        if isinstance(families, Mapping):
+            matrix = check_matrix(f"families[{name!r}]", families[name])
+        else:
+            matrix = matrix_family(name, model=model, data=data)
         ranks = list(range(1, min(matrix.shape) + 1))
         errors = error_curve(matrix, ranks).tolist()
         curves[name] = (ranks, errors)
         error_rows += [
             {"family": name, "rank": r, "rel_error": e} for r, e in zip(ranks, errors, strict=True)
         ]
-        rows = rank_sweep(matrix, min_run_time=min_run_time, threads=threads, progress=progress)
+        rows = rank_sweep(
+            matrix, n=SWEEP_N, min_run_time=min_run_time, threads=threads, progress=progress
+        )
         sweeps[name] = rows
         shape = "x".join(map(str, matrix.shape))
-        sweep_rows += [{"family": name, "shape": shape, "n": 512, **row} for row in rows]
+        sweep_rows += [{"family": name, "shape": shape, "n": SWEEP_N, **row} for row in rows]
     sub = out / "svd_rank"
     written["tables"] += [
         write_csv(error_rows, sub / "errors.csv"),
@@ -1140,6 +1270,7 @@ def run(
         list(ratios),
         data,
         finetune_steps,
+        allocations=allocations,
         min_run_time=min_run_time,
         threads=threads,
         progress=progress,
@@ -1152,7 +1283,7 @@ def run(
 
     if benchmarks is not None:
         shown = [r for r in sweep_rows if r["rank"] in BENCH_RANKS]
-        section = benchmark_section(shown, rows, command, threads)
+        section = benchmark_section(shown, rows, command, threads, finetune_steps)
         written["benchmarks"].append(write_section(benchmarks, BENCH_SECTION, section))
     return written
 
@@ -1176,6 +1307,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--ratios", type=float, nargs="+", default=list(DEFAULT_RATIOS), help="target ratios"
     )
+    parser.add_argument(
+        "--allocations",
+        nargs="+",
+        choices=ALLOCATIONS,
+        default=list(ALLOCATIONS),
+        help="rank allocations of compress(ratio=...)",
+    )
     args = parser.parse_args(argv)
     command = "python -m dnnkernels.lowrank " + " ".join(
         sys.argv[1:] if argv is None else list(argv)
@@ -1184,6 +1322,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out,
         args.benchmarks or None,
         ratios=args.ratios,
+        allocations=args.allocations,
         finetune_steps=args.finetune_steps,
         min_run_time=args.min_run_time,
         threads=args.threads,

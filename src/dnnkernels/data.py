@@ -265,6 +265,7 @@ def write_cache(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             np.savez_compressed(stream, **{n: np.asarray(arrays[n], np.uint8) for n in ARRAY_NAMES})
+        os.chmod(tmp, 0o644)  # mkstemp creates the file readable by its owner only
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

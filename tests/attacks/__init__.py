@@ -62,8 +62,15 @@ def append_to_answer(nb, task_id: str, code: str):
     return nb
 
 
+IMPORTS = "import math\n\nimport torch\nimport torch.nn.functional as F\n\n"
+
+
 def replace_answer(nb, task_id: str, code: str):
-    """A copy of ``nb`` whose answer cell of ``task_id`` is ``code``."""
+    """A copy of ``nb`` whose answer cell of ``task_id`` is ``code`` (after the usual imports).
+
+    Attacks on a kernel replace its whole answer cell, so that no correct definition is
+    left behind if the attack code stops early.
+    """
     nb = copy.deepcopy(nb)
-    find(nb, f"{task_id}_answer").source = code.strip() + "\n"
+    find(nb, f"{task_id}_answer").source = IMPORTS + code.strip() + "\n"
     return nb

@@ -1,6 +1,6 @@
 """Kernels that never return, exhaust memory, call ``sys.exit`` or ``os._exit``."""
 
-from attacks import append_to_answer, deserved
+from attacks import deserved, replace_answer
 
 STUDENT = "attack_crashes"
 DESERVED = deserved(
@@ -38,7 +38,7 @@ def matmul_log_approx(A, B, frac_bits=4):
 
 
 def build(ctx):
-    nb = append_to_answer(ctx.solution, "precision_im2col", HANG)
-    nb = append_to_answer(nb, "precision_winograd", MEMORY_BOMB)
-    nb = append_to_answer(nb, "precision_fft", SYS_EXIT)
-    return append_to_answer(nb, "precision_matmul_log_approx", OS_EXIT)
+    nb = replace_answer(ctx.solution, "precision_im2col", HANG)
+    nb = replace_answer(nb, "precision_winograd", MEMORY_BOMB)
+    nb = replace_answer(nb, "precision_fft", SYS_EXIT)
+    return replace_answer(nb, "precision_matmul_log_approx", OS_EXIT)

@@ -1,7 +1,7 @@
 """Return values that claim to be right: ``__eq__`` always true, a Tensor subclass whose
 ``__torch_function__`` answers ``allclose``/``equal`` with True, an object array."""
 
-from attacks import append_to_answer, deserved
+from attacks import deserved, replace_answer
 
 STUDENT = "attack_fake_results"
 DESERVED = deserved(precision_im2col=0, precision_winograd=0, precision_fft=0)
@@ -67,7 +67,7 @@ def conv2d_fft(x, k, b=None):
 
 
 def build(ctx):
-    nb = append_to_answer(ctx.solution, "precision_im2col", ALWAYS_EQUAL)
-    nb = append_to_answer(nb, "precision_winograd", AGREEABLE_TENSOR)
-    nb = append_to_answer(nb, "precision_fft", ALWAYS_EQUAL + OBJECT_ARRAY)
+    nb = replace_answer(ctx.solution, "precision_im2col", ALWAYS_EQUAL)
+    nb = replace_answer(nb, "precision_winograd", AGREEABLE_TENSOR)
+    nb = replace_answer(nb, "precision_fft", ALWAYS_EQUAL + OBJECT_ARRAY)
     return nb

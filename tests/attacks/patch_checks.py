@@ -4,7 +4,7 @@ and wrap a (locked) check cell in ``try/except``. Every kernel but one is wrong.
 
 import copy
 
-from attacks import append_to_answer, deserved, find
+from attacks import deserved, find, replace_answer
 
 STUDENT = "attack_patch_checks"
 DESERVED = deserved(
@@ -73,11 +73,11 @@ def matmul_log(A, B):
 
 
 def build(ctx):
-    nb = append_to_answer(ctx.solution, "precision_im2col", ALLCLOSE)
-    nb = append_to_answer(nb, "precision_winograd", REDEFINE_REFERENCE)
-    nb = append_to_answer(nb, "precision_fft", TEST_LIBRARIES)
-    nb = append_to_answer(nb, "precision_matmul_svd", SHOWTRACEBACK)
-    nb = append_to_answer(nb, "precision_matmul_log", WRONG_LOG)
+    nb = replace_answer(ctx.solution, "precision_im2col", ALLCLOSE)
+    nb = replace_answer(nb, "precision_winograd", REDEFINE_REFERENCE)
+    nb = replace_answer(nb, "precision_fft", TEST_LIBRARIES)
+    nb = replace_answer(nb, "precision_matmul_svd", SHOWTRACEBACK)
+    nb = replace_answer(nb, "precision_matmul_log", WRONG_LOG)
     nb = copy.deepcopy(nb)
     check = find(nb, "precision_matmul_log")
     body = "\n".join("    " + line for line in check.source.splitlines())

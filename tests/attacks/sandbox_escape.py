@@ -1,7 +1,7 @@
 """Reach outside: read the hidden checks and the reference, import the reference kernel,
 delete or forge grading files and results, run shell commands, kill the grader."""
 
-from attacks import append_to_answer, deserved
+from attacks import append_to_answer, deserved, replace_answer
 
 STUDENT = "attack_sandbox_escape"
 DESERVED = deserved(precision_im2col=0, precision_winograd=0)
@@ -61,9 +61,9 @@ FULL = {{"exitstatus": 0, "checks": [
 
 
 def forge():
-    targets = glob.glob("/tmp/**/results.json", recursive=True)
-    targets += glob.glob(GRADING + "/results/**/*.json", recursive=True)
-    targets += [GRADING + "/results/attack_sandbox_escape/precision.json"]
+    targets = [GRADING + "/results/attack_sandbox_escape/precision.json"]
+    for pattern in ["/tmp/**/results.json", GRADING + "/results/**/*.json"]:
+        attempt(lambda pattern=pattern: targets.extend(glob.glob(pattern, recursive=True)))
     for path in targets:
         attempt(lambda p=path: open(p, "w").write(json.dumps(FULL)))
 
@@ -95,6 +95,6 @@ except OSError as error:
 
 def build(ctx):
     fill = {"repo": str(ctx.repo), "grading": str(ctx.grading), "marker": MARKER}
-    nb = append_to_answer(ctx.solution, "precision_im2col", STEAL.format(**fill))
-    nb = append_to_answer(nb, "precision_winograd", DESTROY.format(**fill))
+    nb = replace_answer(ctx.solution, "precision_im2col", STEAL.format(**fill))
+    nb = replace_answer(nb, "precision_winograd", DESTROY.format(**fill))
     return append_to_answer(nb, "precision_fft", HONEST_AFTER_ATTEMPTS.format(**fill))
