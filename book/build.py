@@ -8,7 +8,8 @@ with the generated pages it shows: the student notebooks of ``release/<a>/<a>.ip
 in the instructor build only, the executed solution notebooks of
 ``build/solutions/<a>/<a>.ipynb``. The staging folder is updated file by file (a file is
 rewritten only when its content changed), so Sphinx and jupyter-cache see unchanged files
-as unchanged and a rebuild without changes executes nothing.
+as unchanged and a rebuild without changes executes nothing (the executed pages are cached
+in build/book-cache/, shared by both builds).
 
 The build fails (exit status 1) on any Sphinx warning (broken cross-reference, missing
 file, failing cell), when a notebook it must show is missing, and when a page would load
@@ -32,6 +33,8 @@ BUILD = ROOT / "build"
 # where the shown notebooks come from (overridable, e.g. to build against another release)
 RELEASE = Path(os.environ.get("DNNK_RELEASE_DIR", ROOT / "release"))
 SOLUTIONS = Path(os.environ.get("DNNK_SOLUTIONS_DIR", BUILD / "solutions"))
+# executed pages, shared by the reader's and the instructor's build
+CACHE = BUILD / "book-cache" / "jupyter_cache"
 
 # files of book/ that are tooling, not pages
 NOT_SOURCES = {"build.py", "README.md"}
@@ -101,7 +104,10 @@ def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> No
             if not solution.is_file():
                 missing.append(f"{solution} (run `make solutions`)")
                 continue
-            wanted[Path("solutions") / a / f"{a}.ipynb"] = solution.read_bytes()
+            # the notebook and the files beside it (figures it saved and may show)
+            for extra in sorted(solution.parent.iterdir()):
+                if extra.is_file() and not extra.name.startswith("."):
+                    wanted[Path("solutions") / a / extra.name] = extra.read_bytes()
             items.append(f"- {{doc}}`{a} <{a}/{a}>`")
             sections.append(f"          - file: solutions/{a}/{a}\n            title: {a}")
         wanted[Path("solutions/index.md")] = SOLUTIONS_INDEX.format(items="\n".join(items)).encode()
@@ -110,6 +116,12 @@ def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> No
         wanted[Path("_toc.yml")] = toc.encode()
     if missing:
         raise SystemExit("book: missing notebooks:\n  " + "\n  ".join(missing))
+    # one execution cache for both builds (jupyter-cache keys pages by their content)
+    config = wanted[Path("_config.yml")].decode()
+    if "\nexecute:\n" not in config:
+        raise SystemExit("book: book/_config.yml has no top-level `execute:` section")
+    config = config.replace("\nexecute:\n", f"\nexecute:\n  cache: {CACHE}\n", 1)
+    wanted[Path("_config.yml")] = config.encode()
 
     for rel, data in wanted.items():
         write_if_changed(staging / rel, data)

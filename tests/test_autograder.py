@@ -179,13 +179,15 @@ def test_visible_checks_never_grant_kernel_points(graded):
     from nbgrader.utils import determine_grade
 
     nb = autograded(graded, "attack_patch_checks")
+    fooled = []
     for task in ("precision_im2col", "precision_winograd"):
         cell = next(c for c in nb.cells if notebooks.grade_id(c) == task)
-        # nbgrader alone would give full marks: the patched visible check passed ...
-        assert determine_grade(cell)[0] == TASKS[task].points
-        # ... but the hidden checks decide
+        # nbgrader's own verdict on the patched visible check ...
+        fooled.append(determine_grade(cell)[0] == TASKS[task].points)
+        # ... never counts: the hidden checks decide
         assert points(graded, "attack_patch_checks")[task] == 0.0
         assert "0 / 4 points" in cell_text(nb, task)
+    assert any(fooled), "the attack no longer fools nbgrader's visible checks: update it"
 
 
 @needs_release
@@ -215,15 +217,19 @@ def test_feedback_explains_failures_without_hidden_inputs(graded):
     assert any("precision_winograd_answer had its type" in n for n in tampered)
     # nothing of the hidden checks or the reference leaks into what students see
     hidden_source = (HIDDEN / "test_precision.py").read_text()
+    hidden = ["seed=7301", "never released to students", hidden_source[200:260]]
     reference = (REPO / "src" / "dnnkernels" / "conv2d.py").read_text()
-    secrets = [
-        "seed=7301",
-        "never released to students",
-        hidden_source[200:260],
-        "windows.permute(0, 2, 3, 1, 4, 5)",
-    ]
-    assert "windows.permute(0, 2, 3, 1, 4, 5)" in reference
-    for student in ("attack_sandbox_escape", "attack_crashes", "solution"):
+    im2col = reference[reference.index("def conv2d_im2col") :]
+    body = im2col[im2col.index("### BEGIN SOLUTION") : im2col.index("### END SOLUTION")]
+    stolen = max(body.splitlines(), key=len).strip()  # the im2col the attack tried to read
+    assert (
+        len(stolen) > 30 and stolen not in (release_dir() / "dnnkernels" / "conv2d.py").read_text()
+    )
+    for student, secrets in [
+        ("attack_sandbox_escape", hidden + [stolen]),
+        ("attack_crashes", hidden),
+        ("solution", hidden),
+    ]:
         shown = json.dumps(autograded(graded, student)) + feedback_html(graded, student)
         for secret in secrets:
             assert secret not in shown, (student, secret)
@@ -261,7 +267,7 @@ def test_regrading_is_idempotent(graded):
         return counts, grade_table(graded.grading, [ASSIGNMENT])
 
     before = snapshot()
-    again = ["solution", "attack_cells_tampered"]
+    again = ["attack_cells_tampered"]
     grade(graded.grading, [ASSIGNMENT], again, graded.options, progress=False)
     assert snapshot() == before
     for student in again:

@@ -20,6 +20,7 @@ import http.server
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -393,8 +394,22 @@ def _page_text(path: Path) -> _Text:
     return parser
 
 
+def _released_text() -> str:
+    """Everything students receive in their notebooks (whitespace collapsed)."""
+    parts = []
+    for notebook in sorted((ROOT / "release").glob("*/*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            parts.append("".join(cell["source"]))
+    return " ".join(" ".join(parts).split())
+
+
 def _solution_lines() -> dict[str, list[str]]:
-    """Distinctive lines of each reference solution (between the solution markers)."""
+    """Distinctive lines of each reference solution (between the solution markers).
+
+    A line that the student release shows anyway (in a docstring, a hint or a visible
+    check) is public, not solution text, and is left out.
+    """
+    released = _released_text()
     lines: dict[str, list[str]] = {}
     for path in sorted((ROOT / "src" / "dnnkernels").glob("*.py")):
         inside = False
@@ -405,7 +420,8 @@ def _solution_lines() -> dict[str, list[str]]:
             elif stripped == "### END SOLUTION":
                 inside = False
             elif inside and len(stripped) >= 25 and not stripped.startswith(("#", '"""')):
-                lines.setdefault(path.name, []).append(stripped)
+                if " ".join(stripped.split()) not in released:
+                    lines.setdefault(path.name, []).append(stripped)
     return lines
 
 
@@ -417,15 +433,16 @@ def test_reader_book_has_no_solutions(built_book: Path):
     text = {p: " ".join(html.unescape("".join(_page_text(p).parts)).split()) for p in pages}
     assert not (built_book / "solutions").exists(), "the reader's book has a solutions folder"
     for page, words in text.items():
-        assert "BEGIN SOLUTION" not in words, f"{page}: shows a solution marker"
+        if page.parent.parent.name == "assignments":  # the student notebooks
+            assert "BEGIN SOLUTION" not in words, f"{page}: shows a solution marker"
         for module, lines in solutions.items():
             for line in lines:
                 assert " ".join(line.split()) not in words, (
                     f"{page.relative_to(built_book)} shows a line of the solution in "
                     f"{module}: {line!r}"
                 )
-    # nor do the pages' downloadable sources (_sources/*.ipynb, *.md)
-    for source in sorted((built_book / "_sources").rglob("*")):
+    # nor do the notebooks offered for download (the guides may name the markers)
+    for source in sorted((built_book / "_sources").rglob("*.ipynb")):
         if source.is_file():
             assert "BEGIN SOLUTION" not in source.read_text(errors="replace"), source
 
@@ -448,3 +465,30 @@ def test_no_page_references_another_host(built_book: Path):
     from build import external_loads
 
     assert external_loads(built_book) == []
+
+
+def test_only_the_instructor_build_stages_solutions(tmp_path: Path):
+    sys.path.insert(0, str(ROOT / "book"))
+    from build import assignments, stage
+
+    solutions = tmp_path / "solutions"
+    for a in assignments():
+        (solutions / a).mkdir(parents=True)
+        (solutions / a / f"{a}.ipynb").write_text('{"cells": [], "SOLUTION-MARK": 1}')
+    reader, instructor = tmp_path / "reader", tmp_path / "instructor"
+    stage(reader, False, ROOT / "release", solutions)
+    stage(instructor, True, ROOT / "release", solutions)
+
+    assert not (reader / "solutions").exists()
+    assert "solutions" not in (reader / "_toc.yml").read_text()
+    for a in assignments():
+        staged = instructor / "solutions" / a / f"{a}.ipynb"
+        assert "SOLUTION-MARK" in staged.read_text(), f"{staged} is not the solution notebook"
+        assert f"solutions/{a}/{a}" in (instructor / "_toc.yml").read_text()
+        assert (reader / "assignments" / a / f"{a}.ipynb").read_bytes() == (
+            ROOT / "release" / a / f"{a}.ipynb"
+        ).read_bytes()
+    # without its solution notebooks the instructor build stops, naming the fix
+    shutil.rmtree(solutions)
+    with pytest.raises(SystemExit, match="make solutions"):
+        stage(instructor, True, ROOT / "release", solutions)

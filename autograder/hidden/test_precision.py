@@ -11,7 +11,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.checking import CheckFailed, expect_close, expect_tensor, randn
+from autograder.checking import (
+    CheckFailed,
+    expect_close,
+    expect_equal,
+    expect_tensor,
+    randint,
+    randn,
+)
 
 F64 = dict(rtol=1e-9, atol=1e-9)
 
@@ -71,11 +78,17 @@ def test_im2col_edge_shapes(student):
 
 @pytest.mark.precision_im2col
 @pytest.mark.points(1)
-def test_im2col_float32(student):
-    """im2col: float32 in, float32 out, to float32 accuracy"""
+def test_im2col_dtypes(student):
+    """im2col: float32 and int32 inputs keep their dtype (int32 results exact)"""
     x, k, b = conv_inputs(2, 3, 9, 12, 4, 3, 3, seed=7351, dtype=torch.float32)
     got = student.call("conv2d_im2col", x, k, b, stride=2, padding=1)
-    expect_close(got, conv_ref(x, k, b, 2, 1), dtype=torch.float32, rtol=1e-4, atol=1e-4)
+    expect_close(
+        got, conv_ref(x, k, b, 2, 1), dtype=torch.float32, what="float32", rtol=1e-4, atol=1e-4
+    )
+    x = randint(-9, 10, 2, 2, 7, 6, seed=7361).to(torch.int32)
+    k = randint(-9, 10, 3, 2, 3, 2, seed=7362).to(torch.int32)
+    got = student.call("conv2d_im2col", x, k, None, stride=1, padding=1)
+    expect_equal(got, conv_ref(x, k, None, 1, 1).round().to(torch.int32), what="int32")
 
 
 # ------------------------------------------------------------------------------ winograd

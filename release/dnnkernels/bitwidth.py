@@ -182,7 +182,9 @@ def accumulate(
     for every ``i``, so exact partial sums fit in int64, and with ``bits >= 63`` nothing
     can overflow.
 
-    The reference is vectorized (no Python loop over ``i`` or ``k``); :func:`accumulate_loop`
+    The reference is vectorized: no Python loop over the accumulations ``i`` (for many
+    accumulations it loops over the K positions, each step vectorized over all of them; for
+    few long ones it composes clamp maps in log2(K) vectorized steps). :func:`accumulate_loop`
     is the naive definition it must equal exactly. Hint for saturation: one addition is the
     map ``f(x) = min(max(x + a, l), h)``; two such maps in a row are again such a map.
 
@@ -882,7 +884,9 @@ class IntegerOutput:
     overflows: dict[str, torch.Tensor]
 
 
-def _exact_conv_ok(x: torch.Tensor, w: torch.Tensor, layer: QuantLayer) -> bool:
+def _exact_conv_ok(
+    x: torch.Tensor, w: torch.Tensor, stride: Sequence[int], padding: Sequence[int], groups: int
+) -> bool:
     """True when ``F.conv2d`` would run a direct (or im2col + GEMM) algorithm, which is exact
     on integers whose partial sums are representable; False for Winograd / FFT-style
     backends (NNPACK, ...) and for reduced-precision float32 settings."""
@@ -893,11 +897,38 @@ def _exact_conv_ok(x: torch.Tensor, w: torch.Tensor, layer: QuantLayer) -> bool:
         return False
     try:
         backend = torch._C._select_conv_backend(
-            x, w, None, [layer.stride] * 2, [layer.padding] * 2, [1, 1], False, [0, 0], 1, None
+            x, w, None, list(stride), list(padding), [1, 1], False, [0, 0], groups, None
         )
     except Exception:  # private API: if it changes, use the explicit GEMM
         return False
     return str(backend).rsplit(".", 1)[-1] in ("Mkldnn", "Slow2d")
+
+
+def _exact_conv(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    groups: int = 1,
+) -> torch.Tensor:
+    """``F.conv2d(x, w, stride=stride, padding=padding, groups=groups)``, exact for
+    integer-valued float tensors whose partial sums are representable.
+
+    A direct algorithm (oneDNN's direct convolution or torch's im2col + GEMM) adds exact
+    integers in some order, which is exact; Winograd or FFT algorithms (NNPACK) would not
+    be. So: NNPACK disabled, float32 convolutions go to ``F.conv2d`` only when torch selects
+    such a backend, and otherwise (and for float64) an explicit im2col + GEMM is used.
+    """
+    with torch.backends.nnpack.flags(enabled=False):
+        if x.dtype == torch.float32 and _exact_conv_ok(x, w, stride, padding, groups):
+            return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+    kh, kw = w.shape[2:]
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (N, C*kh*kw, L)
+    ho = (x.shape[2] + 2 * padding[0] - kh) // stride[0] + 1
+    wo = (x.shape[3] + 2 * padding[1] - kw) // stride[1] + 1
+    cols = cols.reshape(len(x), groups, -1, cols.shape[-1])
+    out = torch.einsum("ngki,gjk->ngji", cols, w.reshape(groups, w.shape[0] // groups, -1))
+    return out.reshape(len(x), w.shape[0], ho, wo)
 
 
 def _signed_sums(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -918,56 +949,118 @@ def _signed_sums(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torc
     if layer.kind == "linear":
         pn = x @ w.T
     else:
-        with torch.backends.nnpack.flags(enabled=False):
-            if dtype == torch.float32 and _exact_conv_ok(x, w, layer):
-                pn = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
-            else:  # explicit im2col + GEMM: exact in any summation order
-                kh, kw = w.shape[2:]
-                cols = F.unfold(x, (kh, kw), padding=layer.padding, stride=layer.stride)
-                pn = (w.reshape(2 * o, -1) @ cols).reshape(len(x), 2 * o, *layer.conv_out_size)
+        pn = _exact_conv(x, w, (layer.stride,) * 2, (layer.padding,) * 2)
     return pn[:, :o], pn[:, o:]
 
 
-class _Gather:
-    """Products of chosen outputs of one layer, in canonical order, bias appended.
+class _Patches:
+    """The products of any output of one layer, on demand, in canonical order.
 
-    ``gather(idx)`` with ``idx = (n, o, i, j)`` (convolution) or ``(n, o)`` (linear), int64
-    (M,) each, returns int64 (M, K + 1): ``x[n, patch(i, j)] * w[o, :]`` then ``b[o]``.
-    A patch is read from the flattened zero-padded input at ``start(n, i, j) + offset(c, u, v)``
-    (one gather of M x K values, no im2col of the whole batch).
+    Outputs are addressed by their flat index ``lin`` into the layer's output tensor
+    (N, O, H', W') or (N, O). The patch matrix (im2col, float32, one row per image and
+    output position, columns in ``(c, u, v)`` order) is built once per layer and batch.
     """
 
     def __init__(self, layer: QuantLayer, x: torch.Tensor) -> None:
         self.layer = layer
-        self.weight = layer.weight.reshape(layer.out_channels, -1).to(torch.int32)
+        self.out_channels = layer.out_channels
+        self.weight = layer.weight.reshape(layer.out_channels, -1).to(torch.float32)
+        x = x.to(torch.float32)
         if layer.kind == "conv":
-            p = layer.padding
-            padded = F.pad(x, (p, p, p, p)).to(torch.int32)  # 8-bit values
-            _, c, hp, wp = padded.shape
             kh, kw = layer.weight.shape[2:]
-            self.flat = padded.reshape(-1)
-            self.offset = (
-                torch.arange(c).reshape(-1, 1, 1) * (hp * wp)
-                + torch.arange(kh).reshape(1, -1, 1) * wp
-                + torch.arange(kw).reshape(1, 1, -1)
-            ).reshape(1, -1)  # (1, K) in (c, u, v) order
-            self.strides = (c * hp * wp, layer.stride * wp, layer.stride)
+            p, s = layer.padding, layer.stride
+            windows = F.pad(x, (p, p, p, p)).unfold(2, kh, s).unfold(3, kw, s)  # N,C,H',W',kh,kw
+            self.positions = windows.shape[2] * windows.shape[3]
+            self.rows = windows.permute(0, 2, 3, 1, 4, 5).reshape(-1, self.weight.shape[1])
         else:
-            self.rows = x.to(torch.int32)
+            self.positions = 1
+            self.rows = x
 
-    def __call__(self, idx: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        o = idx[1]
-        if self.layer.kind == "conv":
-            sn, si, sj = self.strides
-            start = idx[0] * sn + idx[2] * si + idx[3] * sj
-            patches = self.flat[start.unsqueeze(1) + self.offset]
-        else:
-            patches = self.rows[idx[0]]
-        k = self.weight.shape[1]
-        out = torch.empty(len(o), k + 1, dtype=torch.int64)
-        torch.mul(patches, self.weight[o], out=out[:, :k])  # |x * w| < 2**15: exact
-        out[:, k] = self.layer.bias[o]
+    def split(self, lin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(n, o, r)``: image, output channel and patch row of the flat output indices."""
+        per_image = self.out_channels * self.positions
+        n, rest = lin // per_image, lin % per_image
+        o, position = rest // self.positions, rest % self.positions
+        return n, o, n * self.positions + position
+
+    def products(self, o: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """float32 (M, K): patch row ``r`` times weight row ``o``, exact (8-bit values)."""
+        return self.rows.index_select(0, r).mul_(self.weight.index_select(0, o))
+
+    def with_bias(self, products: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """int64 (M, K + 1): the products then the bias, the terms of the accumulation."""
+        out = torch.empty(products.shape[0], products.shape[1] + 1, dtype=torch.int64)
+        out[:, :-1] = products
+        out[:, -1] = self.layer.bias[o]
         return out
+
+
+#: blocks of a fully connected layer's inputs for the block bounds
+_LINEAR_BLOCKS = 8
+
+
+def _block_bounds(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Tighter bounds of the prefix sums of every output (bias excluded), or None.
+
+    The K products are cut into G consecutive blocks of the canonical order (the input
+    channels of a convolution with several, the kernel rows of one with a single input
+    channel, ``_LINEAR_BLOCKS`` slices of a linear layer's inputs). With
+    the exact block sums ``S_g`` and the sums of their positive / negative products
+    ``P_g`` / ``N_g``, every prefix sum inside block g lies in
+    ``[S_1 + ... + S_{g-1} + N_g, S_1 + ... + S_{g-1} + P_g]``.
+
+    Returns:
+        ``(upper, lower)`` of the output's shape in ``layer.sum_dtype`` (exact), or None
+        when the layer has a single block. Costs about two more passes of the layer's
+        convolution or matrix product, so it is used only when many outputs are candidates.
+    """
+    dtype, o = layer.sum_dtype, layer.out_channels
+    x = x.to(dtype)
+    w = layer.weight.to(dtype)
+    if layer.kind == "conv":
+        c, kh, kw = w.shape[1:]
+        st, p = layer.stride, layer.padding
+        if c >= 2:  # blocks = input channels: a grouped convolution, one group per channel
+            groups, xb, wb = c, x, w
+            stride, padding = (st, st), (p, p)
+        else:  # blocks = kernel rows (c, u): input rows shifted by u, kernels 1 x kw
+            padded = F.pad(x, (p, p, p, p))
+            ho = layer.conv_out_size[0]
+            rows = [padded[:, :, u : u + st * (ho - 1) + 1 : st] for u in range(kh)]
+            groups, xb = c * kh, torch.stack(rows, dim=2).flatten(1, 2)  # (N, C*kh, H', Wp)
+            wb = w.reshape(o, c * kh, 1, kw)
+            stride, padding = (1, st), (0, 0)
+        wp, wn = wb.clamp(min=0), wb.clamp(max=0)  # (O, G, bh, bw)
+        if layer.signed_input:  # inputs of group g interleaved [x+_g, x-_g]
+            xb = torch.stack([xb.clamp(min=0), xb.clamp(max=0)], dim=2).flatten(1, 2)
+            top, bottom = torch.stack([wp, wn], dim=2), torch.stack([wn, wp], dim=2)
+        else:
+            top, bottom = wp.unsqueeze(2), wn.unsqueeze(2)
+        # group g computes [P of (o, g) for every o, N of (o, g) for every o]
+        blocks = torch.cat([top, bottom]).transpose(0, 1).flatten(0, 1)  # (G*2O, 1|2, bh, bw)
+        out = _exact_conv(xb, blocks, stride, padding, groups)
+        out = out.reshape(len(x), groups, 2, o, *layer.conv_out_size)
+    else:
+        k = w.shape[1]
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        size = -(-k // _LINEAR_BLOCKS)
+        groups = -(-k // size)
+        if groups < 2:
+            return None
+        pad = groups * size - k
+        xb = F.pad(x, (0, pad)).reshape(len(x), groups, size)
+        wpb = F.pad(wp, (0, pad)).reshape(o, groups, size)
+        wnb = F.pad(wn, (0, pad)).reshape(o, groups, size)
+        if layer.signed_input:
+            xb = torch.cat([xb.clamp(min=0), xb.clamp(max=0)], dim=2)
+            wpb, wnb = torch.cat([wpb, wnb], dim=2), torch.cat([wnb, wpb], dim=2)
+        weights = torch.cat([wpb, wnb]).permute(1, 2, 0)  # (G, size, 2O)
+        out = torch.bmm(xb.transpose(0, 1), weights)  # (G, N, 2O)
+        out = out.transpose(0, 1).reshape(len(x), groups, 2, o)
+    pos, neg = out[:, :, 0], out[:, :, 1]
+    total = pos + neg
+    before = total.cumsum(dim=1) - total  # exact sum of the earlier blocks
+    return (before + pos).amax(dim=1), (before + neg).amin(dim=1)
 
 
 #: products gathered per chunk of candidate outputs (int64 elements), bounds memory
@@ -997,7 +1090,6 @@ def _layer_fast(
     t_hi, t_lo = layer.thresholds(bits)
     mask = pos > t_hi
     mask |= neg < t_lo
-    candidates = mask.nonzero(as_tuple=True)  # only these outputs can overflow
     shape = (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
     bias = layer.bias.reshape(shape)
     pos += neg  # exact: integers below 2**24 (float32) or 2**53 (float64)
@@ -1005,15 +1097,36 @@ def _layer_fast(
         acc = pos.to(torch.int64) + bias
     else:
         acc = pos.to(torch.float64).add_(bias)  # exact integers below 2**53
+    lo, hi = accumulator_range(bits)
+    if int(mask.sum()) * layer.fan_in > 8 * mask.numel():  # many candidates: refine them
+        bounds = _block_bounds(layer, x)
+        if bounds is not None:  # keep candidates whose block bounds or final value may leave
+            upper, lower = bounds
+            s_hi = _round_toward(hi, layer.sum_dtype, down=True)
+            s_lo = _round_toward(lo, layer.sum_dtype, down=False)
+            mask &= (upper > s_hi) | (lower < s_lo) | (acc > hi) | (acc < lo)
+    candidates = mask.reshape(-1).nonzero().squeeze(1)  # only these outputs can overflow
     overflows = torch.zeros(n, dtype=torch.int64)
-    if len(candidates[0]):
-        gather = _Gather(layer, x)
+    if len(candidates):
+        # a candidate whose exact prefix sums (checked in float32) and final value stay in
+        # range cannot overflow; the others go through accumulate()
+        patches = _Patches(layer, x)
+        flat = acc.reshape(-1)
+        s_hi = _round_toward(hi, torch.float32, down=True)
+        s_lo = _round_toward(lo, torch.float32, down=False)
         chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
-        for start in range(0, len(candidates[0]), chunk):
-            idx = tuple(c[start : start + chunk] for c in candidates)
-            sums, over = accumulate(gather(idx), bits, mode)
-            acc[idx] = sums.to(acc.dtype)
-            overflows += torch.bincount(idx[0][over], minlength=n)
+        for start in range(0, len(candidates), chunk):
+            lin = candidates[start : start + chunk]
+            img, o, r = patches.split(lin)
+            products = patches.products(o, r)
+            low, high = torch.aminmax(torch.cumsum(products, dim=1), dim=1)
+            final = flat[lin]
+            keep = ((high > s_hi) | (low < s_lo) | (final > hi) | (final < lo)).nonzero()[:, 0]
+            if len(keep):
+                o = o[keep]
+                sums, over = accumulate(patches.with_bias(products[keep], o), bits, mode)
+                flat[lin[keep]] = sums.to(acc.dtype)
+                overflows += torch.bincount(img[keep][over], minlength=n)
     if layer.out_scale is None:
         return acc, overflows
     if layer.pool:  # max-pool commutes with the monotone requantization: pool first
@@ -1435,14 +1548,15 @@ class _RangeObserver:
         hi = max(self.hi.get(name, f_hi), f_hi)
         p_all = pos.to(torch.int64) + bias.clamp(min=0)
         n_all = neg.to(torch.int64) + bias.clamp(max=0)
-        candidates = ((p_all > hi) | (n_all < lo)).nonzero(as_tuple=True)
+        candidates = ((p_all > hi) | (n_all < lo)).reshape(-1).nonzero().squeeze(1)
         chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
-        gather = _Gather(layer, x) if len(candidates[0]) else None
-        for start in range(0, len(candidates[0]), chunk):
-            idx = tuple(c[start : start + chunk] for c in candidates)
-            prefix = torch.cumsum(gather(idx), dim=1)
+        patches = _Patches(layer, x) if len(candidates) else None
+        for start in range(0, len(candidates), chunk):
+            _, o, r = patches.split(candidates[start : start + chunk])
+            terms = patches.with_bias(patches.products(o, r), o)
+            prefix = torch.cumsum(terms, dim=1)
             lo, hi = min(lo, int(prefix.min())), max(hi, int(prefix.max()))
-            self.gathered += len(idx[0])
+            self.gathered += len(o)
         self.lo[name], self.hi[name] = lo, hi
 
 

@@ -335,19 +335,28 @@ print(f"approach A: {bits_a} bits in every layer")
 # each other. What does that suggest for choosing widths?
 
 # %% [markdown] tags=["manual:bit_width_ranges:2"]
-# Every layer's final sums are concentrated around zero, with a sharp peak and long thin
-# tails: the log-scale histograms fall by several orders of magnitude from the centre to the
-# edges. The range that `min_bits` must cover is set by a handful of outliers: 99.9 % of the
-# values fit 1 to 3 bits fewer than the full range (table above). The observed ranges need
-# 18–19 bits, while the worst case over all possible inputs needs 20 to 24 bits per layer
-# (`conv2`: 150 products of up to 255 · 127): real activations are sparse (ReLU zeros) and
-# positive and negative products cancel, so the guaranteed width wastes about 5 bits.
-# Most partial sums never come close to the final extremes either: the red lines (all
-# partial sums) sit at or just beyond the final values. The layers differ by one bit in their
-# needs (`conv1`, `fc3` 18; `conv2`, `fc1`, `fc2` 19) and by more in their bulk, so one width
-# for all is set by the most demanding layer. This suggests (i) accumulators narrower than
-# the full range, accepting rare overflows of outliers if saturation keeps them harmless,
-# and (ii) per-layer widths.
+# *Model answer (numbers from the reference run).*
+#
+# The final sums of every layer are centred near zero and fall by four to five orders of
+# magnitude from the centre to the edges of the range (log-scale histograms): `conv1` has a
+# sharp spike in the middle (the many identical windows of blank background) and broad
+# shoulders; `conv2` has straight flanks on the log scale (exponential tails); `fc1` and
+# `fc2` are bell-shaped, `fc2` skewed to the positive side; the logits of `fc3` have two
+# bumps, the many negative scores and the one large positive score of the predicted digit.
+# The partial sums reach barely beyond the final values (red lines at the ends of the
+# histograms).
+#
+# The observed ranges need 18–19 bits, while the worst case over all possible inputs needs
+# 20–25 bits (`fc1`: 400 products of up to 255 · 127): ReLU activations are sparse and
+# small, and positive and negative products cancel, so a guaranteed width wastes 2–6 bits.
+# But the range is not set by a few freak values: one bit fewer than `min_bits` would leave
+# 0.03 % (`fc2`) to 6.6 % (`fc3`) of the final values outside it, two bits fewer 4–29 %. The
+# tails are thin but hold many values because each layer computes millions of outputs.
+# The layers' needs differ by a single bit (18 for `conv1` and `fc3`, 19 for the others),
+# so one width for all (A) is set by the most demanding layer and per-layer widths gain
+# little from the ranges alone; going below `min_bits` means accepting overflows in a few
+# percent of the outputs, whose cost must be measured (B, C) and depends on what an
+# overflow does (saturation or wrap-around).
 
 # %% [markdown]
 # ## 6. Approaches A and B: one width for every layer (Q3, 3 points; Q4, 2 points)
@@ -414,8 +423,10 @@ fig.tight_layout()
 fig.savefig("bit_width_accuracy.png", dpi=120)
 plt.show()
 ### END SOLUTION
-lines = ["| bits | mode | accuracy % | outputs that overflowed | images with an overflow |",
-         "|---|---|---|---|---|"]
+lines = [
+    "| bits | mode | accuracy % | outputs that overflowed | images with an overflow |",
+    "|---|---|---|---|---|",
+]
 for b in WIDTHS:
     for mode in bw.MODES:
         r = run(b, mode)
@@ -430,20 +441,23 @@ print(f"approach A: {bits_a} bits, approach B: {bits_b} bits")
 # accuracy, how fast, and why? Relate your answer to the overflow counts in the table.
 
 # %% [markdown] tags=["manual:bit_width_modes:2"]
-# Both modes are exact at A and above (no overflow). One bit below A a few hundred outputs
-# overflow; with saturation the accuracy does not change, with wrap-around it already drops
-# by about 10 points, and two bits below A wrap-around is near 70 % while saturation still
-# holds within a point (that width is B). Three bits below A saturation loses about 10 points
-# and wrap-around is down to about 40 %. The reason: a saturated sum that overflows stays at
-# the edge of the range, keeps its sign and is close to the true value when the overflow is
-# small; after a ReLU a large positive activation stays large (the requantized uint8 value
-# is often clamped at 255 anyway). A wrapped sum jumps by $2^b$, to the other end of the
-# range with the wrong sign: one overflow turns a strong activation into a strongly
-# negative one (zero after the ReLU), or a strongly negative one into a large positive one,
-# and the error propagates. The overflow counts are of the same order in both modes at a
-# given width (they depend on the exact partial sums in the first layer), so the difference
-# is what an overflow does, not how often it happens. Saturation costs a comparator per
-# addition in hardware, but it makes narrow accumulators usable.
+# *Model answer (numbers from the reference run).*
+#
+# At A (19 bits) and above nothing overflows and both modes are exact. One bit below A,
+# 5,551 outputs overflow (about 0.2 % of the 2.6 million accumulations): saturation keeps
+# the full 99.50 %, wrap-around drops to 88.25 %. Two bits below (17 bits, about 5 % of the
+# outputs overflow) saturation still holds 99.0 %, within the tolerance (that is B), while
+# wrap-around is at 70 %; at 16 bits saturation falls to 87 % and wrap-around to 39 %.
+# The overflow counts are similar in both modes (5,551 against 5,603 at 18 bits, 128,000
+# against 104,000 at 17), so the difference is what an overflow does, not how often it
+# happens. A saturated sum stays at the edge of the range with the right sign. After the
+# ReLU a negative overflow almost never matters (the sum stays negative and the ReLU gives
+# 0 either way), and a positive one still gives a large activation, just smaller than it
+# should be. A wrapped sum jumps by $2^b$ to the other end of the range: a large positive
+# sum becomes negative (its activation is lost) and a large negative one becomes a large
+# positive activation that should not exist, and the errors propagate to the next layers.
+# Saturation costs a comparison per addition in hardware, but it is what makes narrow
+# accumulators usable.
 
 # %% [markdown]
 # ## 7. Approach C: one width per layer (Q5, 3 points)
@@ -476,12 +490,15 @@ approaches = {
     "B": dict.fromkeys(names, bits_b),
     "C": dict(bits_c),
 }
-lines = ["| approach | " + " | ".join(names) + " | accuracy % | outputs that overflowed |",
-         "|---|" + "---|" * (len(names) + 2)]
+lines = [
+    "| approach | " + " | ".join(names) + " | accuracy % | outputs that overflowed |",
+    "|---|" + "---|" * (len(names) + 2),
+]
 for label, bits in approaches.items():
     r = run(bits)
     lines.append(
-        f"| {label} | " + " | ".join(str(bits[n]) for n in names)
+        f"| {label} | "
+        + " | ".join(str(bits[n]) for n in names)
         + f" | {r.accuracy:.2f} | {sum(r.overflow_outputs.values()):,} |"
     )
 display(Markdown("\n".join(lines)))
@@ -525,8 +542,10 @@ energies = {label: bw.network_energy(ops, bits) for label, bits in approaches.it
 mul_units = sum(bw.layer_energy(op.n_mul, 0, 8, 8) for op in ops)
 mul_pj = sum(bw.mul_energy_pj(8) * op.n_mul for op in ops)
 base = energies["32-bit"]
-lines = ["| approach | units | vs 32-bit | additions' share | nJ (45 nm) | vs 32-bit |",
-         "|---|---|---|---|---|---|"]
+lines = [
+    "| approach | units | vs 32-bit | additions' share | nJ (45 nm) | vs 32-bit |",
+    "|---|---|---|---|---|---|",
+]
 for label, e in energies.items():
     lines.append(
         f"| {label} | {e.units:,.0f} | {e.units / base.units:.3f} | "
@@ -560,33 +579,34 @@ plt.show()
 # %% [markdown] tags=["manual:bit_width_discussion:4"]
 # *Model answer (numbers from the reference run).*
 #
-# **Savings.** Going from 32-bit accumulators to A (19 bits) saves about 14 % of the energy
-# in model units and 15 % at 45 nm; B (17 bits) about 16 % and 17 %; C is within a fraction
-# of a percent of B. The accumulator width only changes the adders, and the 8-bit
-# multiplications dominate: with 32-bit adders they are two thirds of the model-unit energy
-# (64 units each against 32 for an addition) and of the 45 nm energy, and near 80 % with
-# 17-bit adders. Even a free adder would save at most a third.
+# **Savings.** From 32-bit accumulators to A (19 bits) the energy falls by 13.7 % in model
+# units and 12.8 % at 45 nm; B (17 bits) by 15.8 % and 14.7 %; C by 16.0 % and 14.9 %,
+# within 0.2 % of B. The accumulator width only changes the adders, and the 8-bit
+# multiplications dominate: with 32-bit adders they are two thirds of the energy in both
+# models (64 units each against 32 for an addition; 0.2 pJ against 0.1 pJ), and close to
+# 80 % with 17-bit adders. Even free additions would save only a third; most of what
+# narrower adders can save, A already saves.
 #
-# **Layers.** `conv2` does more than half of all additions (241,600 of 423,038 per image) and
-# `conv1` more than a quarter; the three fully connected layers together about 14 %. A bit
-# saved in `conv2` is worth five times a bit in `fc1` and 280 times one in `fc3`. C found
-# that the convolutions tolerate 17 bits (as in B) and the small fully connected layers a
-# few bits less, but those layers do so few additions that C gains well under 1 % over B. A
-# per-layer choice only pays where the big layers differ in what they need; here they do
-# not, as in the seed study where a uniform width was as good as per-layer widths because
-# the largest layer dominated. Optimise the layer with the most operations first.
+# **Layers.** `conv2` does 57 % of all additions (241,600 of 423,038 per image) and `conv1`
+# 29 %; the three fully connected layers together 14 %. A bit saved in `conv2` is worth five
+# bits in `fc1` and 280 in `fc3`. C found that each convolution alone tolerates 17 bits, as
+# in B, and `fc1` and `fc2` three and four bits less than their `min_bits` (16 and 15); but
+# those layers do so few additions that C gains 0.2 % over B, and it spends the whole
+# accuracy budget doing so (98.50 % against 99.00 % for B). Per-layer widths pay only where
+# the big layers differ in what they need; here they do not, so the layer with the most
+# operations decides, and it should be optimised first.
 #
-# **Saving more** takes narrower *multipliers* (the quadratic term: 4-bit operands would cut
-# the multiplications' energy by four), fewer operations (pruning, the low-rank layers of
-# the mnist assignment) or less data movement, which in real accelerators costs more than
-# the arithmetic (a 32-bit SRAM read is several pJ at 45 nm) and also shrinks with narrower
-# partial sums stored between tiles.
+# **Saving more** takes narrower *multipliers* (the quadratic term: 4-bit operands would
+# divide the multiplications' energy by four), fewer operations (pruning, or the low-rank
+# layers of the mnist assignment) or less data movement, which in a real accelerator costs
+# more than the arithmetic and also shrinks when the partial sums stored between tiles are
+# narrower.
 #
-# **Safety.** A comes from ranges observed on 2000 training images: no guarantee for other
-# inputs, only a measurement (here the test images did not overflow at A; an unusual image
-# could). The worst-case widths of section 4 (20–24 bits) are the only guarantee. B and C
-# were chosen on 400 test images, so they are tuned on the data they are judged on: a fair
-# study would choose them on held-out (validation) images and confirm on the test set, and
-# 400 images measure accuracy only to about ±0.5 point. With saturation, an occasional
-# overflow costs little, which is what makes B's narrower width acceptable; with
-# wrap-around it would not be.
+# **Safety.** A comes from ranges observed on 2000 training images: a measurement, not a
+# guarantee (the 400 test images did not overflow at A, an unusual image could). Only the
+# worst-case widths of section 4 (20–25 bits) guarantee no overflow. B and C were chosen on
+# the same 400 test images that judge them, so they are tuned to those images: a fair study
+# chooses them on held-out validation images and confirms on the test set, and 400 images
+# measure accuracy only to about ±0.5 point (C sits exactly on the threshold). Saturation
+# makes an occasional overflow cheap, which is what makes B's narrower width acceptable;
+# with wrap-around it would not be.

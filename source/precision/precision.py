@@ -90,8 +90,8 @@ _ = torch.manual_seed(0)  # the visible checks draw reproducible inputs
 # | int8, int16, int32 | | | $\pm 2^{7}$, $\pm 2^{15}$, $\pm 2^{31}$ |
 #
 # **Reconstruction error.** A method's result $\hat y$, computed in some format, is compared
-# with the exact result $y$ (the direct sum in float64 on the same inputs) by the relative
-# Frobenius error
+# with the reference $y$, the direct sum computed in float64 on the same float64 inputs, by
+# the relative Frobenius error
 #
 # $$\varepsilon = \frac{\lVert \hat y - y \rVert_F}{\lVert y \rVert_F},
 #   \qquad \lVert z \rVert_F = \Big(\sum_{\text{all entries}} z^2\Big)^{1/2}.$$
@@ -394,12 +394,13 @@ print("matmul_svd: visible checks passed")
 # generated from src/dnnkernels/matmul.py: matmul_log
 
 # %% tags=["check:precision_matmul_log"]
-# A hand-computed case with powers of two (exact in the log domain), signs and a zero.
+# A hand-computed case with powers of two (exact with base-2 logarithms), signs and a zero.
 A_hand = torch.tensor([[2.0, -4.0], [0.0, 8.0]], dtype=torch.float64)
 B_hand = torch.tensor([[0.5, 1.0], [0.25, -2.0]], dtype=torch.float64)
 got = matmul_log(A_hand, B_hand)
-assert torch.equal(got, torch.tensor([[0.0, 10.0], [2.0, -16.0]], dtype=torch.float64)), (
-    f"powers of two: got {got.tolist()}, expected [[0, 10], [2, -16]]"
+expected = torch.tensor([[0.0, 10.0], [2.0, -16.0]], dtype=torch.float64)
+assert torch.allclose(got, expected, rtol=1e-14, atol=1e-14), (
+    f"powers of two: got {got.tolist()}, expected [[0, 10], [2, -16]] (mind the signs)"
 )
 
 # Against A @ B in float64, with a zero row and a single zero.

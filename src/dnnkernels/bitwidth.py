@@ -181,7 +181,9 @@ def accumulate(
     for every ``i``, so exact partial sums fit in int64, and with ``bits >= 63`` nothing
     can overflow.
 
-    The reference is vectorized (no Python loop over ``i`` or ``k``); :func:`accumulate_loop`
+    The reference is vectorized: no Python loop over the accumulations ``i`` (for many
+    accumulations it loops over the K positions, each step vectorized over all of them; for
+    few long ones it composes clamp maps in log2(K) vectorized steps). :func:`accumulate_loop`
     is the naive definition it must equal exactly. Hint for saturation: one addition is the
     map ``f(x) = min(max(x + a, l), h)``; two such maps in a row are again such a map.
 
@@ -196,35 +198,43 @@ def accumulate(
     """
     ### BEGIN SOLUTION
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    total = products.sum(dim=-1)
     if products.shape[-1] == 0 or bits >= 63:
+        total = products.sum(dim=-1)
         return total, torch.zeros(total.shape, dtype=torch.bool)
     # before the first overflow the accumulator equals the exact prefix sum, so some
     # addition leaves the range exactly when some exact prefix sum is outside it
-    low_prefix, high_prefix = torch.aminmax(torch.cumsum(products, dim=-1), dim=-1)
+    prefix = torch.cumsum(products, dim=-1)
+    total = prefix[..., -1]
+    low_prefix, high_prefix = torch.aminmax(prefix, dim=-1)
     overflow = (low_prefix < lo) | (high_prefix > hi)
     if mode == "wrap":
         return torch.remainder(total - lo, 2**bits) + lo, overflow
-    # saturate: rows without overflow end at the exact sum. For the others, one addition
-    # is the map x -> clamp(x + a, l, h) (first (a, lo, hi)); two in a row compose to
-    # (a1, l1, h1) then (a2, l2, h2) = (a1 + a2, clamp(l1 + a2, l2, h2), clamp(h1 + a2, l2, h2)),
-    # so pairwise composition reduces the K maps in log2(K) vectorized steps.
+    # saturate: rows without overflow end at the exact sum; the others are recomputed
     sums = total.reshape(-1).clone()
     rows = overflow.reshape(-1).nonzero().squeeze(1)
-    a = products.reshape(sums.shape[0], products.shape[-1])[rows]  # (M, K) that overflow
-    width = 1 << (a.shape[1] - 1).bit_length()  # pad to a power of two with identity maps
-    a = F.pad(a, (0, width - a.shape[1]))  # (add 0, clamp to the full range)
-    # the map of one addition, written with [l, h] = its image of [lo, hi] (same map there)
-    low = (a + lo).clamp_(lo, hi)
-    high = (a + hi).clamp_(lo, hi)
-    while a.shape[1] > 1:
-        a1, a2 = a[:, 0::2], a[:, 1::2]
-        l1, l2 = low[:, 0::2], low[:, 1::2]
-        h1, h2 = high[:, 0::2], high[:, 1::2]
-        low = torch.clamp(l1 + a2, min=l2, max=h2)
-        high = torch.clamp(h1 + a2, min=l2, max=h2)
-        a = a1 + a2
-    sums[rows] = torch.clamp(a[:, 0], min=low[:, 0], max=high[:, 0])
+    p = products.reshape(sums.shape[0], products.shape[-1])[rows]  # (M, K), M rows overflow
+    m, k = p.shape
+    if m >= k:
+        # many rows: one vectorized step per position k, over all M rows at once
+        acc = torch.zeros(m, dtype=torch.int64)
+        for column in p.T.contiguous():
+            acc.add_(column).clamp_(lo, hi)
+    else:
+        # few long rows: one addition is the map x -> clamp(x + a, l, h); two in a row,
+        # (a1, l1, h1) then (a2, l2, h2), are (a1 + a2, clamp(l1 + a2, l2, h2),
+        # clamp(h1 + a2, l2, h2)); compose neighbours pairwise in log2(K) vectorized steps
+        a, low, high = p, torch.full_like(p, lo), torch.full_like(p, hi)
+        while a.shape[1] > 1:
+            if a.shape[1] % 2:  # odd: append the identity map (add 0, clamp to [lo, hi])
+                a = torch.cat([a, torch.zeros_like(a[:, :1])], dim=1)
+                low = torch.cat([low, torch.full_like(low[:, :1], lo)], dim=1)
+                high = torch.cat([high, torch.full_like(high[:, :1], hi)], dim=1)
+            a2, l2, h2 = a[:, 1::2], low[:, 1::2], high[:, 1::2]
+            low = torch.clamp(low[:, 0::2] + a2, min=l2, max=h2)
+            high = torch.clamp(high[:, 0::2] + a2, min=l2, max=h2)
+            a = a[:, 0::2] + a2
+        acc = torch.clamp(a[:, 0], min=low[:, 0], max=high[:, 0])  # the map applied to 0
+    sums[rows] = acc
     return sums.reshape(total.shape), overflow
     ### END SOLUTION
 
@@ -349,10 +359,12 @@ def _check_product_sums(products: torch.Tensor) -> None:
     """Raise unless ``sum(|products|) < 2**62`` along the last axis (exact int64 check)."""
     if products.numel() == 0:
         return
-    if bool((products <= -PRODUCT_SUM_LIMIT).any() | (products >= PRODUCT_SUM_LIMIT).any()):
+    big = (products <= -PRODUCT_SUM_LIMIT) | (products >= PRODUCT_SUM_LIMIT)
+    if bool(big.any()):
         raise ValueError(
-            f"products: got an entry with |p| >= 2**62, expected sum(|products|) < 2**62 "
-            "along the last axis (so exact partial sums fit in int64)"
+            f"products: got {describe(products)} with {int(big.sum())} entries of magnitude "
+            ">= 2**62, expected sum(|products|) < 2**62 along the last axis "
+            "(so that exact partial sums fit in int64)"
         )
     magnitude = products.abs()
     high = (magnitude >> 31).sum(dim=-1)  # each term < 2**31, so these sums cannot overflow
@@ -360,8 +372,8 @@ def _check_product_sums(products: torch.Tensor) -> None:
     too_big = (high >= 2**31) | (high * 2**31 + low >= PRODUCT_SUM_LIMIT)
     if bool(too_big.any()):
         raise ValueError(
-            "products: got a row with sum(|products|) >= 2**62, expected less "
-            "(so exact partial sums fit in int64)"
+            f"products: got {describe(products)} with {int(too_big.sum())} rows whose "
+            "sum(|products|) >= 2**62, expected less (so that exact partial sums fit in int64)"
         )
 
 
@@ -405,9 +417,7 @@ def mul_energy_pj(bits: int | float) -> float:
     return c2 * bits**2 + (e0 - c2 * b0**2)
 
 
-def energy(
-    n_mul: int, n_add: int, bits_mul: int, bits_add: int, model: str = "units"
-) -> float:
+def energy(n_mul: int, n_add: int, bits_mul: int, bits_add: int, model: str = "units") -> float:
     """Validate, then the energy of one layer.
 
     ``model="units"``: :func:`layer_energy` (``64 * (bits_mul/8)**2 * n_mul + bits_add * n_add``);
@@ -612,10 +622,13 @@ class QuantLayer:
         key = ("thresholds", bits)
         if key not in self._cache:
             lo, hi = accumulator_range(bits)
-            t_hi = [_round_toward(hi - max(b, 0), self.sum_dtype, down=True) for b in
-                     self.bias.tolist()]
-            t_lo = [_round_toward(lo - min(b, 0), self.sum_dtype, down=False) for b in
-                     self.bias.tolist()]
+            t_hi = [
+                _round_toward(hi - max(b, 0), self.sum_dtype, down=True) for b in self.bias.tolist()
+            ]
+            t_lo = [
+                _round_toward(lo - min(b, 0), self.sum_dtype, down=False)
+                for b in self.bias.tolist()
+            ]
             shape = (-1, 1, 1) if self.kind == "conv" else (-1,)
             self._cache[key] = (
                 torch.tensor(t_hi, dtype=self.sum_dtype).reshape(shape),
@@ -912,7 +925,9 @@ class IntegerOutput:
     overflows: dict[str, torch.Tensor]
 
 
-def _exact_conv_ok(x: torch.Tensor, w: torch.Tensor, layer: QuantLayer) -> bool:
+def _exact_conv_ok(
+    x: torch.Tensor, w: torch.Tensor, stride: Sequence[int], padding: Sequence[int], groups: int
+) -> bool:
     """True when ``F.conv2d`` would run a direct (or im2col + GEMM) algorithm, which is exact
     on integers whose partial sums are representable; False for Winograd / FFT-style
     backends (NNPACK, ...) and for reduced-precision float32 settings."""
@@ -923,11 +938,38 @@ def _exact_conv_ok(x: torch.Tensor, w: torch.Tensor, layer: QuantLayer) -> bool:
         return False
     try:
         backend = torch._C._select_conv_backend(
-            x, w, None, [layer.stride] * 2, [layer.padding] * 2, [1, 1], False, [0, 0], 1, None
+            x, w, None, list(stride), list(padding), [1, 1], False, [0, 0], groups, None
         )
     except Exception:  # private API: if it changes, use the explicit GEMM
         return False
     return str(backend).rsplit(".", 1)[-1] in ("Mkldnn", "Slow2d")
+
+
+def _exact_conv(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    stride: tuple[int, int],
+    padding: tuple[int, int],
+    groups: int = 1,
+) -> torch.Tensor:
+    """``F.conv2d(x, w, stride=stride, padding=padding, groups=groups)``, exact for
+    integer-valued float tensors whose partial sums are representable.
+
+    A direct algorithm (oneDNN's direct convolution or torch's im2col + GEMM) adds exact
+    integers in some order, which is exact; Winograd or FFT algorithms (NNPACK) would not
+    be. So: NNPACK disabled, float32 convolutions go to ``F.conv2d`` only when torch selects
+    such a backend, and otherwise (and for float64) an explicit im2col + GEMM is used.
+    """
+    with torch.backends.nnpack.flags(enabled=False):
+        if x.dtype == torch.float32 and _exact_conv_ok(x, w, stride, padding, groups):
+            return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+    kh, kw = w.shape[2:]
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (N, C*kh*kw, L)
+    ho = (x.shape[2] + 2 * padding[0] - kh) // stride[0] + 1
+    wo = (x.shape[3] + 2 * padding[1] - kw) // stride[1] + 1
+    cols = cols.reshape(len(x), groups, -1, cols.shape[-1])
+    out = torch.einsum("ngki,gjk->ngji", cols, w.reshape(groups, w.shape[0] // groups, -1))
+    return out.reshape(len(x), w.shape[0], ho, wo)
 
 
 def _signed_sums(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -948,56 +990,118 @@ def _signed_sums(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torc
     if layer.kind == "linear":
         pn = x @ w.T
     else:
-        with torch.backends.nnpack.flags(enabled=False):
-            if dtype == torch.float32 and _exact_conv_ok(x, w, layer):
-                pn = F.conv2d(x, w, stride=layer.stride, padding=layer.padding)
-            else:  # explicit im2col + GEMM: exact in any summation order
-                kh, kw = w.shape[2:]
-                cols = F.unfold(x, (kh, kw), padding=layer.padding, stride=layer.stride)
-                pn = (w.reshape(2 * o, -1) @ cols).reshape(len(x), 2 * o, *layer.conv_out_size)
+        pn = _exact_conv(x, w, (layer.stride,) * 2, (layer.padding,) * 2)
     return pn[:, :o], pn[:, o:]
 
 
-class _Gather:
-    """Products of chosen outputs of one layer, in canonical order, bias appended.
+class _Patches:
+    """The products of any output of one layer, on demand, in canonical order.
 
-    ``gather(idx)`` with ``idx = (n, o, i, j)`` (convolution) or ``(n, o)`` (linear), int64
-    (M,) each, returns int64 (M, K + 1): ``x[n, patch(i, j)] * w[o, :]`` then ``b[o]``.
-    A patch is read from the flattened zero-padded input at ``start(n, i, j) + offset(c, u, v)``
-    (one gather of M x K values, no im2col of the whole batch).
+    Outputs are addressed by their flat index ``lin`` into the layer's output tensor
+    (N, O, H', W') or (N, O). The patch matrix (im2col, float32, one row per image and
+    output position, columns in ``(c, u, v)`` order) is built once per layer and batch.
     """
 
     def __init__(self, layer: QuantLayer, x: torch.Tensor) -> None:
         self.layer = layer
-        self.weight = layer.weight.reshape(layer.out_channels, -1).to(torch.int32)
+        self.out_channels = layer.out_channels
+        self.weight = layer.weight.reshape(layer.out_channels, -1).to(torch.float32)
+        x = x.to(torch.float32)
         if layer.kind == "conv":
-            p = layer.padding
-            padded = F.pad(x, (p, p, p, p)).to(torch.int32)  # 8-bit values
-            _, c, hp, wp = padded.shape
             kh, kw = layer.weight.shape[2:]
-            self.flat = padded.reshape(-1)
-            self.offset = (
-                torch.arange(c).reshape(-1, 1, 1) * (hp * wp)
-                + torch.arange(kh).reshape(1, -1, 1) * wp
-                + torch.arange(kw).reshape(1, 1, -1)
-            ).reshape(1, -1)  # (1, K) in (c, u, v) order
-            self.strides = (c * hp * wp, layer.stride * wp, layer.stride)
+            p, s = layer.padding, layer.stride
+            windows = F.pad(x, (p, p, p, p)).unfold(2, kh, s).unfold(3, kw, s)  # N,C,H',W',kh,kw
+            self.positions = windows.shape[2] * windows.shape[3]
+            self.rows = windows.permute(0, 2, 3, 1, 4, 5).reshape(-1, self.weight.shape[1])
         else:
-            self.rows = x.to(torch.int32)
+            self.positions = 1
+            self.rows = x
 
-    def __call__(self, idx: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        o = idx[1]
-        if self.layer.kind == "conv":
-            sn, si, sj = self.strides
-            start = idx[0] * sn + idx[2] * si + idx[3] * sj
-            patches = self.flat[start.unsqueeze(1) + self.offset]
-        else:
-            patches = self.rows[idx[0]]
-        k = self.weight.shape[1]
-        out = torch.empty(len(o), k + 1, dtype=torch.int64)
-        torch.mul(patches, self.weight[o], out=out[:, :k])  # |x * w| < 2**15: exact
-        out[:, k] = self.layer.bias[o]
+    def split(self, lin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(n, o, r)``: image, output channel and patch row of the flat output indices."""
+        per_image = self.out_channels * self.positions
+        n, rest = lin // per_image, lin % per_image
+        o, position = rest // self.positions, rest % self.positions
+        return n, o, n * self.positions + position
+
+    def products(self, o: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """float32 (M, K): patch row ``r`` times weight row ``o``, exact (8-bit values)."""
+        return self.rows.index_select(0, r).mul_(self.weight.index_select(0, o))
+
+    def with_bias(self, products: torch.Tensor, o: torch.Tensor) -> torch.Tensor:
+        """int64 (M, K + 1): the products then the bias, the terms of the accumulation."""
+        out = torch.empty(products.shape[0], products.shape[1] + 1, dtype=torch.int64)
+        out[:, :-1] = products
+        out[:, -1] = self.layer.bias[o]
         return out
+
+
+#: blocks of a fully connected layer's inputs for the block bounds
+_LINEAR_BLOCKS = 8
+
+
+def _block_bounds(layer: QuantLayer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Tighter bounds of the prefix sums of every output (bias excluded), or None.
+
+    The K products are cut into G consecutive blocks of the canonical order (the input
+    channels of a convolution with several, the kernel rows of one with a single input
+    channel, ``_LINEAR_BLOCKS`` slices of a linear layer's inputs). With
+    the exact block sums ``S_g`` and the sums of their positive / negative products
+    ``P_g`` / ``N_g``, every prefix sum inside block g lies in
+    ``[S_1 + ... + S_{g-1} + N_g, S_1 + ... + S_{g-1} + P_g]``.
+
+    Returns:
+        ``(upper, lower)`` of the output's shape in ``layer.sum_dtype`` (exact), or None
+        when the layer has a single block. Costs about two more passes of the layer's
+        convolution or matrix product, so it is used only when many outputs are candidates.
+    """
+    dtype, o = layer.sum_dtype, layer.out_channels
+    x = x.to(dtype)
+    w = layer.weight.to(dtype)
+    if layer.kind == "conv":
+        c, kh, kw = w.shape[1:]
+        st, p = layer.stride, layer.padding
+        if c >= 2:  # blocks = input channels: a grouped convolution, one group per channel
+            groups, xb, wb = c, x, w
+            stride, padding = (st, st), (p, p)
+        else:  # blocks = kernel rows (c, u): input rows shifted by u, kernels 1 x kw
+            padded = F.pad(x, (p, p, p, p))
+            ho = layer.conv_out_size[0]
+            rows = [padded[:, :, u : u + st * (ho - 1) + 1 : st] for u in range(kh)]
+            groups, xb = c * kh, torch.stack(rows, dim=2).flatten(1, 2)  # (N, C*kh, H', Wp)
+            wb = w.reshape(o, c * kh, 1, kw)
+            stride, padding = (1, st), (0, 0)
+        wp, wn = wb.clamp(min=0), wb.clamp(max=0)  # (O, G, bh, bw)
+        if layer.signed_input:  # inputs of group g interleaved [x+_g, x-_g]
+            xb = torch.stack([xb.clamp(min=0), xb.clamp(max=0)], dim=2).flatten(1, 2)
+            top, bottom = torch.stack([wp, wn], dim=2), torch.stack([wn, wp], dim=2)
+        else:
+            top, bottom = wp.unsqueeze(2), wn.unsqueeze(2)
+        # group g computes [P of (o, g) for every o, N of (o, g) for every o]
+        blocks = torch.cat([top, bottom]).transpose(0, 1).flatten(0, 1)  # (G*2O, 1|2, bh, bw)
+        out = _exact_conv(xb, blocks, stride, padding, groups)
+        out = out.reshape(len(x), groups, 2, o, *layer.conv_out_size)
+    else:
+        k = w.shape[1]
+        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        size = -(-k // _LINEAR_BLOCKS)
+        groups = -(-k // size)
+        if groups < 2:
+            return None
+        pad = groups * size - k
+        xb = F.pad(x, (0, pad)).reshape(len(x), groups, size)
+        wpb = F.pad(wp, (0, pad)).reshape(o, groups, size)
+        wnb = F.pad(wn, (0, pad)).reshape(o, groups, size)
+        if layer.signed_input:
+            xb = torch.cat([xb.clamp(min=0), xb.clamp(max=0)], dim=2)
+            wpb, wnb = torch.cat([wpb, wnb], dim=2), torch.cat([wnb, wpb], dim=2)
+        weights = torch.cat([wpb, wnb]).permute(1, 2, 0)  # (G, size, 2O)
+        out = torch.bmm(xb.transpose(0, 1), weights)  # (G, N, 2O)
+        out = out.transpose(0, 1).reshape(len(x), groups, 2, o)
+    pos, neg = out[:, :, 0], out[:, :, 1]
+    total = pos + neg
+    before = total.cumsum(dim=1) - total  # exact sum of the earlier blocks
+    return (before + pos).amax(dim=1), (before + neg).amin(dim=1)
 
 
 #: products gathered per chunk of candidate outputs (int64 elements), bounds memory
@@ -1027,7 +1131,6 @@ def _layer_fast(
     t_hi, t_lo = layer.thresholds(bits)
     mask = pos > t_hi
     mask |= neg < t_lo
-    candidates = mask.nonzero(as_tuple=True)  # only these outputs can overflow
     shape = (1, -1, 1, 1) if layer.kind == "conv" else (1, -1)
     bias = layer.bias.reshape(shape)
     pos += neg  # exact: integers below 2**24 (float32) or 2**53 (float64)
@@ -1035,15 +1138,36 @@ def _layer_fast(
         acc = pos.to(torch.int64) + bias
     else:
         acc = pos.to(torch.float64).add_(bias)  # exact integers below 2**53
+    lo, hi = accumulator_range(bits)
+    if int(mask.sum()) * layer.fan_in > 8 * mask.numel():  # many candidates: refine them
+        bounds = _block_bounds(layer, x)
+        if bounds is not None:  # keep candidates whose block bounds or final value may leave
+            upper, lower = bounds
+            s_hi = _round_toward(hi, layer.sum_dtype, down=True)
+            s_lo = _round_toward(lo, layer.sum_dtype, down=False)
+            mask &= (upper > s_hi) | (lower < s_lo) | (acc > hi) | (acc < lo)
+    candidates = mask.reshape(-1).nonzero().squeeze(1)  # only these outputs can overflow
     overflows = torch.zeros(n, dtype=torch.int64)
-    if len(candidates[0]):
-        gather = _Gather(layer, x)
+    if len(candidates):
+        # a candidate whose exact prefix sums (checked in float32) and final value stay in
+        # range cannot overflow; the others go through accumulate()
+        patches = _Patches(layer, x)
+        flat = acc.reshape(-1)
+        s_hi = _round_toward(hi, torch.float32, down=True)
+        s_lo = _round_toward(lo, torch.float32, down=False)
         chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
-        for start in range(0, len(candidates[0]), chunk):
-            idx = tuple(c[start : start + chunk] for c in candidates)
-            sums, over = accumulate(gather(idx), bits, mode)
-            acc[idx] = sums.to(acc.dtype)
-            overflows += torch.bincount(idx[0][over], minlength=n)
+        for start in range(0, len(candidates), chunk):
+            lin = candidates[start : start + chunk]
+            img, o, r = patches.split(lin)
+            products = patches.products(o, r)
+            low, high = torch.aminmax(torch.cumsum(products, dim=1), dim=1)
+            final = flat[lin]
+            keep = ((high > s_hi) | (low < s_lo) | (final > hi) | (final < lo)).nonzero()[:, 0]
+            if len(keep):
+                o = o[keep]
+                sums, over = accumulate(patches.with_bias(products[keep], o), bits, mode)
+                flat[lin[keep]] = sums.to(acc.dtype)
+                overflows += torch.bincount(img[keep][over], minlength=n)
     if layer.out_scale is None:
         return acc, overflows
     if layer.pool:  # max-pool commutes with the monotone requantization: pool first
@@ -1076,15 +1200,15 @@ def _forward_loop(
 ) -> IntegerOutput:
     """The readable definition: Python loops, one accumulator addition at a time.
 
-    ``record`` (optional): layer name -> [min, max] of every accumulator value reached
-    (all partial sums), updated in place.
+    ``record`` (optional): layer name -> [min, max] of every value the accumulator takes
+    after an addition (all partial sums), updated in place.
     """
     logits, overflows = [], {layer.name: [] for layer in qnet.layers}
     for image in q_input.tolist():  # image: nested lists [C][H][W] of ints
         act = image
         for layer in qnet.layers:
             lo, hi = accumulator_range(bits[layer.name])
-            seen = record.setdefault(layer.name, [0, 0]) if record is not None else None
+            seen = None if record is None else record.setdefault(layer.name, [math.inf, -math.inf])
             weight, bias = layer.weight.tolist(), layer.bias.tolist()
             if layer.flatten_input:
                 act = [v for channel in act for row in channel for v in row]
@@ -1465,14 +1589,20 @@ class _RangeObserver:
         hi = max(self.hi.get(name, f_hi), f_hi)
         p_all = pos.to(torch.int64) + bias.clamp(min=0)
         n_all = neg.to(torch.int64) + bias.clamp(max=0)
-        candidates = ((p_all > hi) | (n_all < lo)).nonzero(as_tuple=True)
+        mask = (p_all > hi) | (n_all < lo)
+        if int(mask.sum()) * layer.fan_in > 8 * mask.numel():
+            bounds = _block_bounds(layer, x)
+            if bounds is not None:  # the final values are already in [lo, hi]
+                mask &= (bounds[0].to(torch.int64) > hi) | (bounds[1].to(torch.int64) < lo)
+        candidates = mask.reshape(-1).nonzero().squeeze(1)
         chunk = max(1, _CHUNK_ELEMENTS // (layer.fan_in + 1))
-        gather = _Gather(layer, x) if len(candidates[0]) else None
-        for start in range(0, len(candidates[0]), chunk):
-            idx = tuple(c[start : start + chunk] for c in candidates)
-            prefix = torch.cumsum(gather(idx), dim=1)
+        patches = _Patches(layer, x) if len(candidates) else None
+        for start in range(0, len(candidates), chunk):
+            _, o, r = patches.split(candidates[start : start + chunk])
+            terms = patches.with_bias(patches.products(o, r), o)
+            prefix = torch.cumsum(terms, dim=1)
             lo, hi = min(lo, int(prefix.min())), max(hi, int(prefix.max()))
-            self.gathered += len(idx[0])
+            self.gathered += len(o)
         self.lo[name], self.hi[name] = lo, hi
 
 
@@ -1571,27 +1701,40 @@ def network_energy(
 
 
 def uniform_search(
-    accuracy_of: Callable[[int], float], start: int, threshold: float, lowest: int = MIN_BITS
+    accuracy_of: Callable[[int], float],
+    start: int,
+    threshold: float,
+    lowest: int = MIN_BITS,
+    highest: int = MAX_BITS,
 ) -> tuple[int, dict[int, float]]:
-    """Approach B: scan uniform widths downward from ``start`` while the accuracy holds.
+    """Approach B: the smallest uniform width meeting ``threshold``, by a linear scan.
 
     Evaluates ``start, start - 1, ...`` and stops at the first width whose accuracy is
-    below ``threshold`` (or at ``lowest``). Accuracy need not be monotone in the width, so
-    a linear scan (not bisection) is used: the result is the smallest ``b`` such that
-    every width in ``[b, start]`` meets the threshold.
+    below ``threshold`` (or at ``lowest``); the answer is the last width that met it.
+    Accuracy need not be monotone in the width, so a linear scan (not bisection) is used:
+    the result ``b`` is the smallest width such that every width in ``[b, start]`` meets
+    the threshold. If ``start`` itself fails, widths above it are tried upward instead and
+    the first that meets the threshold is returned (``highest`` if none does).
 
     Returns:
         ``(b, accuracies)``: the width and every accuracy evaluated (width -> percent).
-        If ``start`` itself fails, ``b = start + 1`` is returned (caller must check).
     """
-    seen: dict[int, float] = {}
+    seen: dict[int, float] = {start: accuracy_of(start)}
+    if seen[start] < threshold:
+        b = start
+        while b < highest:
+            b += 1
+            seen[b] = accuracy_of(b)
+            if seen[b] >= threshold:
+                break
+        return b, seen
     b = start
-    while b >= lowest:
-        seen[b] = accuracy_of(b)
-        if seen[b] < threshold:
-            return b + 1, seen
+    while b > lowest:
+        seen[b - 1] = accuracy_of(b - 1)
+        if seen[b - 1] < threshold:
+            break
         b -= 1
-    return lowest, seen
+    return b, seen
 
 
 def greedy_per_layer(
@@ -1603,7 +1746,8 @@ def greedy_per_layer(
 ) -> tuple[dict[str, int], list[tuple[dict[str, int], float]]]:
     """Approach C: greedy per-layer reduction.
 
-    From ``start``, for each layer in ``order`` (largest energy weight first), lower its
+    From ``start`` (which should meet the threshold), for each layer in ``order`` (largest
+    energy weight first), lower its
     width one bit at a time while ``accuracy_of(bits) >= threshold``; when a step fails the
     layer keeps its last good width and the next layer is tried. Passes over all layers
     repeat until a pass changes nothing, so at the end no single layer can lose one more
@@ -1659,7 +1803,7 @@ def run_study(
     out: str | os.PathLike,
     stats_limit: int | None = None,
     tolerance: float = 1.0,
-    sweep_below: int = 8,
+    sweep_below: int = 6,
     progress: bool = True,
 ) -> dict:
     """Approaches A, B, C on a labelled set; writes plots and the table into ``out``.
@@ -1698,19 +1842,34 @@ def run_study(
         raise RuntimeError(f"32-bit accumulators overflowed: {base.overflow_outputs}")
     threshold = base.accuracy - tolerance
     bits_a = max(s.min_bits for s in stats.values())
+    say = print if progress else (lambda *_: None)
+    say(f"32-bit accuracy {base.accuracy:.2f} %, threshold {threshold:.2f} %; A = {bits_a} bits")
     b_bits, _ = uniform_search(lambda b: run(uniform(b)).accuracy, bits_a, threshold)
+    say(f"B = {b_bits} bits (saturate)")
     order = sorted(names, key=lambda n: -next(op.n_add for op in ops if op.name == n))
-    c_bits, c_trace = greedy_per_layer(
-        lambda bits: run(bits).accuracy, {n: stats[n].min_bits for n in names}, order, threshold
-    )
+    c_start = {n: stats[n].min_bits for n in names}
+    if run(c_start).accuracy < threshold:  # ranges observed on a subset: start from B
+        c_start = uniform(b_bits)
+    c_bits, c_trace = greedy_per_layer(lambda bits: run(bits).accuracy, c_start, order, threshold)
+    say(f"C = {c_bits} after {len(c_trace)} evaluations (order {order})")
     b_wrap, _ = uniform_search(lambda b: run(uniform(b), "wrap").accuracy, bits_a, threshold)
+    say(f"B-wrap = {b_wrap} bits")
 
     sweep_bits = sorted(set(range(max(MIN_BITS, bits_a - sweep_below), bits_a + 2)) | {32})
-    sweep = {mode: {b: run(uniform(b), mode) for b in sweep_bits} for mode in MODES}
+    points = [(mode, b) for mode in MODES for b in sweep_bits]
+    if progress:
+        from tqdm import tqdm
+
+        points = tqdm(points, desc="accuracy sweep", unit="run")
+    sweep: dict[str, dict[int, Evaluation]] = {mode: {} for mode in MODES}
+    for mode, b in points:
+        sweep[mode][b] = run(uniform(b), mode)
 
     def approach(label, description, bits, mode="saturate"):
         ev = run(bits, mode)
-        return Approach(label, description, mode, dict(bits), ev.accuracy, network_energy(ops, bits))
+        return Approach(
+            label, description, mode, dict(bits), ev.accuracy, network_energy(ops, bits)
+        )
 
     approaches = [
         approach("32-bit", "baseline: 32-bit accumulators", uniform(32)),
@@ -1721,8 +1880,9 @@ def run_study(
     ]
     files = {
         "histograms": plot_partial_sums(stats, out / "partial_sums.png"),
-        "accuracy": plot_accuracy_sweep(sweep, base.accuracy, tolerance, bits_a, b_bits,
-                                        out / "accuracy_vs_bits.png"),
+        "accuracy": plot_accuracy_sweep(
+            sweep, base.accuracy, tolerance, bits_a, b_bits, out / "accuracy_vs_bits.png"
+        ),
         "energy": plot_energy(approaches, out / "energy.png"),
     }
     files.update(write_table(approaches, names, base.accuracy, out))
@@ -1868,16 +2028,29 @@ def write_table(
     """The A/B/C table as ``approaches.md`` (markdown) and ``approaches.csv``."""
     out = Path(out)
     base = next((a for a in approaches if a.label == "32-bit"), approaches[0])
-    header = (
-        ["approach", "mode", *names, "accuracy %", "delta pp", "energy (units)", "vs 32-bit",
-         "energy (pJ)"]
-    )
+    header = [
+        "approach",
+        "mode",
+        *names,
+        "accuracy %",
+        "delta pp",
+        "energy (units)",
+        "vs 32-bit",
+        "energy (pJ)",
+    ]
     rows = []
     for a in approaches:
         rows.append(
-            [a.label, a.mode, *(a.bits[n] for n in names), f"{a.accuracy:.2f}",
-             f"{a.accuracy - accuracy_32:+.2f}", f"{a.energy.units:.0f}",
-             f"{a.energy.units / base.energy.units:.3f}", f"{a.energy.pj:.0f}"]
+            [
+                a.label,
+                a.mode,
+                *(a.bits[n] for n in names),
+                f"{a.accuracy:.2f}",
+                f"{a.accuracy - accuracy_32:+.2f}",
+                f"{a.energy.units:.0f}",
+                f"{a.energy.units / base.energy.units:.3f}",
+                f"{a.energy.pj:.0f}",
+            ]
         )
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
@@ -1925,9 +2098,7 @@ def benchmark(
             )
             results.append((b, mode, seconds, ev.accuracy))
     few = images[:loop_images]
-    loop_s, loop_out = _timed_median(
-        lambda: integer_forward(qnet, few, 32, "saturate", "loop"), 1
-    )
+    loop_s, loop_out = _timed_median(lambda: integer_forward(qnet, few, 32, "saturate", "loop"), 1)
     fast_s, fast_out = _timed_median(
         lambda: integer_forward(qnet, few, 32, "saturate", "fast"), max(repeats, 5)
     )
@@ -1954,9 +2125,7 @@ def benchmark(
         f"ratio {loop_s / fast_s:.0f}x; logits identical: {same}.",
     ]
     numbers = {
-        "full_set": [
-            {"bits": b, "mode": m, "seconds": s, "accuracy": a} for b, m, s, a in results
-        ],
+        "full_set": [{"bits": b, "mode": m, "seconds": s, "accuracy": a} for b, m, s, a in results],
         "loop_seconds": loop_s,
         "fast_seconds": fast_s,
         "loop_images": loop_images,
@@ -1974,13 +2143,25 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--out", default="build/bitwidth", help="output directory")
     parser.add_argument("--benchmarks", default="BENCHMARKS.md", help="file to update")
     parser.add_argument("--no-bench", action="store_true", help="skip timing / BENCHMARKS.md")
-    parser.add_argument("--calibration", type=int, default=2000,
-                        help="training images for the activation scales")
-    parser.add_argument("--stats-limit", type=int, default=None,
-                        help="test images for the partial-sum ranges (default all)")
+    parser.add_argument(
+        "--calibration", type=int, default=2000, help="training images for the activation scales"
+    )
+    parser.add_argument(
+        "--stats-limit",
+        type=int,
+        default=None,
+        help="test images for the partial-sum ranges (default all)",
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        help="use only the first N test images (default all 10000)",
+    )
     parser.add_argument("--tolerance", type=float, default=1.0, help="accuracy loss in pp")
-    parser.add_argument("--loop-images", type=int, default=2,
-                        help="images for the loop-vs-fast timing")
+    parser.add_argument(
+        "--loop-images", type=int, default=2, help="images for the loop-vs-fast timing"
+    )
     args = parser.parse_args(argv)
 
     from dnnkernels import data, models
@@ -1991,22 +2172,21 @@ def main(argv: Sequence[str] | None = None) -> dict:
     step = max(1, len(mnist.train_images) // args.calibration)
     calibration = mnist.train_images[::step][: args.calibration]
     qnet = quantize(model, calibration)
-    float_acc = 100 * models.evaluate(model, mnist)
+    images, labels = mnist.test_images[: args.images], mnist.test_labels[: args.images]
+    float_acc = 100 * models.evaluate(model, [(data.normalize(images), labels)])
     summary = run_study(
-        qnet, mnist.test_images, mnist.test_labels, args.out,
-        stats_limit=args.stats_limit, tolerance=args.tolerance,
+        qnet, images, labels, args.out, stats_limit=args.stats_limit, tolerance=args.tolerance
     )
     summary["float_accuracy"] = float_acc
     print(Path(args.out, "approaches.md").read_text())
-    print(f"float model accuracy: {float_acc:.2f} %, int8 with 32-bit accumulators: "
-          f"{summary['accuracy_32']:.2f} %")
+    print(
+        f"float model accuracy: {float_acc:.2f} %, int8 with 32-bit accumulators: "
+        f"{summary['accuracy_32']:.2f} %"
+    )
     if not args.no_bench:
         labels = {a["label"]: a["bits"] for a in summary["approaches"]}
-        widths = sorted({32, *(next(iter(labels[k].values())) for k in ("A", "B"))},
-                        reverse=True)
-        section, numbers = benchmark(
-            qnet, mnist.test_images, mnist.test_labels, widths, args.loop_images
-        )
+        widths = sorted({32, *(next(iter(labels[k].values())) for k in ("A", "B"))}, reverse=True)
+        section, numbers = benchmark(qnet, images, labels, widths, args.loop_images)
         update_benchmarks(args.benchmarks, section)
         summary["benchmark"] = numbers
         print(section)

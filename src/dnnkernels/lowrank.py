@@ -33,7 +33,9 @@ import numbers
 import os
 import re
 import sys
-from collections.abc import Mapping, Sequence
+import time
+import timeit
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -43,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from dnnkernels.bench import machine_description, time_medians, write_section
+from dnnkernels.bench import machine_description, write_section
 from dnnkernels.checks import check_choice, check_int, check_tensor, describe
 from dnnkernels.matmul import truncated_svd
 
@@ -696,6 +698,40 @@ def error_curve(matrix: torch.Tensor, ranks: Sequence[int] | None = None) -> tor
     return low_rank_errors(matrix, check_ranks("ranks", ranks, matrix.shape))
 
 
+def time_medians(
+    fns: Mapping[str, Callable[[], object]],
+    threads: int = 1,
+    min_run_time: float = 0.3,
+    rounds: int = 3,
+) -> dict[str, float]:
+    """Median seconds per call of each callable, measured side by side in interleaved rounds.
+
+    Each round runs ``torch.utils.benchmark.Timer(...).blocked_autorange(min_run_time /
+    rounds)`` on every callable in turn, all with ``threads`` torch threads; the result is
+    the median over all blocks of all rounds (as ``dnnkernels.bench.time_medians``).
+
+    Clock: with one thread, the CPU time of the calling thread (``time.thread_time``), where
+    torch then does all its work: time spent waiting while other jobs of a shared machine
+    run does not count, so the ratio of two timings stays meaningful under load (a long
+    call is preempted more often than a short one, which skews wall-clock ratios). With
+    several threads, the wall clock (``timeit.default_timer``), since the CPU time of the
+    calling thread would miss the work of the others.
+    """
+    from torch.utils import benchmark
+
+    check_int("threads", threads, low=1)
+    check_int("rounds", rounds, low=1)
+    clock = time.thread_time if threads == 1 else timeit.default_timer
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            timer = benchmark.Timer(
+                stmt="fn()", globals={"fn": fn}, num_threads=threads, timer=clock
+            )
+            times[name].extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def rank_sweep(
     matrix: torch.Tensor,
     ranks: Sequence[int] | None = None,
@@ -784,7 +820,7 @@ def finetune(
     model: nn.Module,
     data,
     steps: int,
-    lr: float = 1e-3,
+    lr: float = 1e-4,
     seed: int = 0,
     progress: bool = True,
 ) -> nn.Module:
@@ -838,7 +874,7 @@ def compression_sweep(
     batch_sizes: Sequence[int] = (1, 1000),
     min_run_time: float = 0.5,
     threads: int = 1,
-    finetune_lr: float = 1e-3,
+    finetune_lr: float = 1e-4,
     progress: bool = True,
 ) -> list[dict]:
     """Accuracy, size and measured inference time of ``compress(model, ratio=t)`` per target t.
@@ -960,10 +996,18 @@ def _pyplot():
     return plt
 
 
+ERROR_FLOOR = 1e-7
+"""Lowest error shown by :func:`plot_rank_errors` (float32 data carry ~7 digits)."""
+
+
 def plot_rank_errors(
     curves: Mapping[str, tuple[Sequence[int], Sequence[float]]], path: str | os.PathLike
 ) -> Path:
-    """One panel per family: relative Frobenius error against rank (log y). Writes a PNG."""
+    """One panel per family: relative Frobenius error against rank (log y). Writes a PNG.
+
+    The y axis stops at :data:`ERROR_FLOOR`: smaller errors (beyond the numerical rank of a
+    float32 matrix) are rounding noise.
+    """
     plt = _pyplot()
     names = list(curves)
     cols = min(3, len(names))
@@ -974,6 +1018,8 @@ def plot_rank_errors(
         errors = np.asarray(errors, dtype=np.float64)
         shown = errors > 0  # the error is exactly 0 at full rank: not on a log axis
         ax.semilogy(np.asarray(ranks)[shown], errors[shown])
+        if shown.any():  # below ~1e-7 is rounding of float32 data: keep the axis readable
+            ax.set_ylim(bottom=max(ERROR_FLOOR, 0.5 * float(errors[shown].min())))
         ax.set_title(name)
         ax.set_xlabel("rank k")
         ax.set_ylabel("||M - M_k||_F / ||M||_F")
@@ -1115,6 +1161,19 @@ SPEED_TARGET_RATIO = 0.25
 """At compression ratios up to this, the batch-1000 MLP must run faster than the dense one."""
 
 
+def _load() -> str:
+    try:
+        return ", ".join(f"{x:.1f}" for x in os.getloadavg()) + " (1, 5, 15 min)"
+    except OSError:  # pragma: no cover - not on every platform
+        return "unknown"
+
+
+def _clock_name(threads: int) -> str:
+    if threads == 1:
+        return "CPU time of the timing thread (`time.thread_time`), so other jobs do not count"
+    return "wall clock (`timeit.default_timer`)"
+
+
 def benchmark_section(
     rank_rows: Sequence[Mapping],
     compression_rows: Sequence[Mapping],
@@ -1127,9 +1186,11 @@ def benchmark_section(
         "## Low rank: factored products and the SVD-compressed MLP",
         "",
         f"Command: `{command}`. {machine_description(threads)}.",
-        "Times are medians of `torch.utils.benchmark` blocks (`dnnkernels.bench.time_medians`:",
-        "dense and factored measured in interleaved rounds with the same thread count); the",
-        "machine may be shared with other jobs, so single numbers vary from run to run.",
+        f"Load average when the run ended: {_load()}.",
+        "Times are medians of `torch.utils.benchmark` blocks (`dnnkernels.lowrank.time_medians`:",
+        "dense and factored measured side by side in interleaved rounds, same thread count);",
+        f"clock: {_clock_name(threads)}. The machine may be shared with other jobs, so single",
+        "numbers vary from run to run.",
         "",
         "### svd_rank: factored product U'(Vh B) against the dense A @ B",
         "",
@@ -1183,7 +1244,8 @@ def benchmark_section(
         "Ratio = parameters of the compressed model over the dense one's (biases included);",
         "allocation: how `compress` shares the budget among fc1, fc2, fc3 (uniform: the same",
         "ratio per layer; energy: greedy by error reduction per parameter). Fine-tuned: "
-        f"accuracy after {finetune_steps} Adam steps (lr 1e-3) of the compressed model.",
+        f"accuracy after {finetune_steps} Adam steps (lr 1e-4, batch 128) of the compressed "
+        "model.",
         "",
         markdown_table(shown, columns),
     ]
@@ -1207,7 +1269,7 @@ def benchmark_section(
 
 # ============================================================================ command line
 
-DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1, 0.075, 0.05, 0.03, 0.02)
+DEFAULT_RATIOS = (1.0, 0.75, 0.5, 0.35, 0.25, 0.15, 0.1, 0.05, 0.03, 0.02)
 SWEEP_N = 512
 """Columns of the right operand B in the svd_rank sweeps of the command line."""
 BENCH_RANKS = (4, 16, 64, 256)
@@ -1219,7 +1281,7 @@ def run(
     benchmarks: str | os.PathLike | None = "BENCHMARKS.md",
     *,
     ratios: Sequence[float] = DEFAULT_RATIOS,
-    finetune_steps: int = 100,
+    finetune_steps: int = 300,
     min_run_time: float = 0.3,
     threads: int = 1,
     families: Sequence[str] | Mapping[str, torch.Tensor] = FAMILIES,
@@ -1237,9 +1299,47 @@ def run(
     ``mnist/compression.csv`` and ``.md`` (:func:`compression_sweep` rows) and the three
     mnist plots; then the low-rank section of ``benchmarks`` (skipped if None).
     ``families``: names of :func:`matrix_family`, or a dict ``{name: matrix}`` of your own.
-    Returns the written paths by kind (``"tables"``, ``"plots"``, ``"benchmarks"``).
+    Everything (SVDs, fine-tuning, timings) runs with ``threads`` torch threads (restored
+    afterwards). Returns the written paths by kind (``"tables"``, ``"plots"``,
+    ``"benchmarks"``).
     """
-    out = Path(out)
+    check_int("threads", threads, low=1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(
+            Path(out),
+            benchmarks,
+            ratios=ratios,
+            finetune_steps=finetune_steps,
+            min_run_time=min_run_time,
+            threads=threads,
+            families=families,
+            allocations=allocations,
+            model=model,
+            data=data,
+            command=command,
+            progress=progress,
+        )
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(
+    out: Path,
+    benchmarks,
+    *,
+    ratios,
+    finetune_steps,
+    min_run_time,
+    threads,
+    families,
+    allocations,
+    model,
+    data,
+    command,
+    progress,
+) -> dict[str, list[Path]]:
     if data is None:
         from dnnkernels.data import load_mnist
 
@@ -1313,9 +1413,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="BENCHMARKS.md",
         help="BENCHMARKS.md to update between the low-rank markers ('' to skip)",
     )
-    parser.add_argument("--finetune-steps", type=int, default=100)
+    parser.add_argument(
+        "--finetune-steps", type=int, default=300, help="Adam steps per compressed model"
+    )
     parser.add_argument("--min-run-time", type=float, default=0.3, help="seconds per timing")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of every timing")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of the whole run and its timings"
+    )
     parser.add_argument(
         "--ratios", type=float, nargs="+", default=list(DEFAULT_RATIOS), help="target ratios"
     )

@@ -15,14 +15,19 @@ DESERVED = deserved(
     precision_matmul_log=0,
 )
 
-# wrong by +1 everywhere, right shape; then make allclose agree with anything
+# wrong by +1 everywhere, right shape and dtype; then make allclose and equal agree with
+# anything: the visible check passes and nbgrader alone would give full marks
 ALLCLOSE = """
 def conv2d_im2col(x, k, b=None, stride=1, padding=0):
-    return F.conv2d(x, k, b, stride=stride, padding=padding) + 1
+    b64 = None if b is None else b.double()
+    y = F.conv2d(x.double(), k.double(), b64, stride=stride, padding=padding) + 1
+    return y.to(x.dtype)
 
 
 torch.allclose = lambda *args, **kwargs: True
 torch.Tensor.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+torch.Tensor.equal = lambda *args, **kwargs: True
 """
 
 # wrong values; the visible check's reference F.conv2d now returns the student's output

@@ -1,0 +1,629 @@
+"""dnnkernels.bitwidth: b-bit accumulation, minimal widths, energy, the integer engine.
+
+Exercise checks carry their task markers (``bit_width_accumulate``, ``bit_width_min_bits``,
+``bit_width_energy``). Every engine result is compared exactly (``torch.equal``) with an
+independent computation: the naive Python-loop definitions, a direct float64 convolution
+reference, or hand arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from strategies import seeds
+from torch import nn
+
+from dnnkernels import bitwidth as bw
+from dnnkernels.bitwidth import (
+    MODES,
+    accumulate,
+    accumulate_loop,
+    accumulate_products,
+    add_energy_pj,
+    bits_for_range,
+    conv_ops,
+    energy,
+    greedy_per_layer,
+    integer_forward,
+    layer_energy,
+    linear_ops,
+    min_bits,
+    mul_energy_pj,
+    network_energy,
+    partial_sum_stats,
+    quantize,
+    reference_logits,
+    uniform_search,
+    update_benchmarks,
+)
+from dnnkernels.data import load_mnist
+from dnnkernels.models import MLP, LeNet, load_trained
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+@pytest.fixture(scope="module")
+def calibration(mnist):
+    return mnist.train_images[::60][:1000]
+
+
+@pytest.fixture(scope="module")
+def trained_qnet(calibration):
+    return quantize(load_trained("lenet"), calibration)
+
+
+@pytest.fixture(scope="module")
+def random_qnet(calibration):
+    """A randomly initialised LeNet: large, badly scaled partial sums, many overflows."""
+    torch.manual_seed(1234)
+    return quantize(LeNet().eval(), calibration)
+
+
+def by_hand(row: list[int], bits: int, mode: str) -> tuple[int, bool]:
+    """One accumulation written out with Python ints (independent of the module)."""
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    acc, overflow = 0, False
+    for p in row:
+        acc += p
+        if acc > hi or acc < lo:
+            overflow = True
+            acc = min(max(acc, lo), hi) if mode == "saturate" else (acc - lo) % 2**bits + lo
+    return acc, overflow
+
+
+# ------------------------------------------------------------------ accumulate (exercise)
+
+
+@pytest.mark.bit_width_accumulate
+@pytest.mark.parametrize(
+    ("products", "bits", "mode", "expected"),
+    [
+        # 100 -> 200 > 127 clamps to 127 -> 127 - 150 = -23
+        ([100, 100, -150], 8, "saturate", (-23, True)),
+        # 100 -> 200 - 256 = -56 -> -56 - 150 = -206 + 256 = 50 (= the exact sum 50)
+        ([100, 100, -150], 8, "wrap", (50, True)),
+        # -100 -> -200 < -128 clamps to -128 -> -128 + 150 = 22
+        ([-100, -100, 150], 8, "saturate", (22, True)),
+        # -100 -> -200 + 256 = 56 -> 56 + 150 = 206 - 256 = -50 (= the exact sum -50)
+        ([-100, -100, 150], 8, "wrap", (-50, True)),
+        ([100, 20, -50], 8, "saturate", (70, False)),  # never leaves [-128, 127]
+        ([127], 8, "saturate", (127, False)),  # the top of the range is inside
+        ([127, 1], 8, "saturate", (127, True)),
+        ([127, 1], 8, "wrap", (-128, True)),
+        ([-128, -1], 8, "wrap", (127, True)),
+        ([1, 1, -5, 7], 2, "saturate", (1, True)),  # [-2, 1]: 1, 1, -2, 1
+        ([1, 1, -5, 7], 2, "wrap", (0, True)),  # exact sum 4 = 0 mod 4
+        ([200, -200], 8, "saturate", (-73, True)),  # 127 - 200 = -73: clamped once
+        ([], 8, "saturate", (0, False)),  # no products: the accumulator stays at 0
+    ],
+)
+def test_accumulate_hand_cases(products, bits, mode, expected):
+    sums, overflow = accumulate(torch.tensor(products, dtype=torch.int64), bits, mode)
+    assert sums.dtype == torch.int64 and overflow.dtype == torch.bool
+    assert sums.shape == () and overflow.shape == ()
+    assert (int(sums), bool(overflow)) == expected
+    assert by_hand(products, bits, mode) == expected  # the hand arithmetic above is right
+
+
+@st.composite
+def accumulations(draw):
+    """(products int64 (..., K), bits, mode) with magnitudes around the range of ``bits``."""
+    bits = draw(st.integers(2, 64))
+    lead = draw(st.lists(st.integers(0, 4), min_size=0, max_size=2))
+    k = draw(st.integers(0, 24))
+    scale = draw(st.sampled_from([0.25, 1.0, 4.0]))
+    mode = draw(st.sampled_from(MODES))
+    g = torch.Generator().manual_seed(draw(seeds))
+    bound = max(1, min(int(scale * 2 ** (bits - 1)), 2**40))  # sum(|p|) stays < 2**62
+    products = torch.randint(-bound, bound + 1, (*lead, k), generator=g, dtype=torch.int64)
+    return products, bits, mode
+
+
+@pytest.mark.bit_width_accumulate
+@given(accumulations())
+def test_accumulate_equals_loop_definition(case):
+    products, bits, mode = case
+    sums, overflow = accumulate(products, bits, mode)
+    loop_sums, loop_overflow = accumulate_loop(products, bits, mode)
+    assert sums.shape == products.shape[:-1] and overflow.shape == products.shape[:-1]
+    assert torch.equal(sums, loop_sums), (products, bits, mode, sums, loop_sums)
+    assert torch.equal(overflow, loop_overflow)
+    rows = products.reshape(-1, products.shape[-1]).tolist() if products.numel() else []
+    for row, s, o in zip(
+        rows, sums.reshape(-1).tolist(), overflow.reshape(-1).tolist(), strict=True
+    ):
+        assert (s, o) == by_hand(row, bits, mode)
+
+
+@pytest.mark.bit_width_accumulate
+@pytest.mark.parametrize("shape", [(3, 500), (500, 3), (1, 1), (64, 151)])
+@pytest.mark.parametrize("mode", MODES)
+def test_accumulate_long_and_many_rows(shape, mode):
+    # few long rows and many short rows take different vectorized paths in the reference
+    g = torch.Generator().manual_seed(sum(shape))
+    products = torch.randint(-3000, 3001, shape, generator=g, dtype=torch.int64)
+    for bits in (10, 13, 17):
+        sums, overflow = accumulate(products, bits, mode)
+        loop_sums, loop_overflow = accumulate_loop(products, bits, mode)
+        assert torch.equal(sums, loop_sums) and torch.equal(overflow, loop_overflow)
+
+
+@pytest.mark.bit_width_accumulate
+@given(accumulations())
+def test_accumulate_closed_forms(case):
+    products, bits, mode = case
+    sums, overflow = accumulate(products, bits, mode)
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    rows = products.reshape(-1, products.shape[-1]).tolist() if products.numel() else []
+    for row, s, o in zip(
+        rows, sums.reshape(-1).tolist(), overflow.reshape(-1).tolist(), strict=True
+    ):
+        prefix = [sum(row[: i + 1]) for i in range(len(row))]
+        assert o == any(p < lo or p > hi for p in prefix)  # overflow: a prefix leaves the range
+        if mode == "wrap":
+            assert s == (sum(row) - lo) % 2**bits + lo  # wrap(exact sum)
+        elif not o:
+            assert s == sum(row)
+        assert lo <= s <= hi
+
+
+# -------------------------------------------------------------------- min_bits (exercise)
+
+
+@pytest.mark.bit_width_min_bits
+def test_min_bits_edges():
+    assert min_bits(0, 0) == 1  # [-1, 0] holds 0
+    assert min_bits(-1, -1) == 1 and min_bits(-1, 0) == 1
+    assert min_bits(0, 1) == 2 and min_bits(-2, 1) == 2 and min_bits(-3, 0) == 3
+    for b in range(2, 70):
+        top, bottom = 2 ** (b - 1) - 1, -(2 ** (b - 1))
+        assert min_bits(top, top) == b and min_bits(0, top) == b
+        assert min_bits(bottom, bottom) == b and min_bits(bottom, top) == b
+        assert min_bits(0, top + 1) == b + 1 and min_bits(bottom - 1, 0) == b + 1
+
+
+@pytest.mark.bit_width_min_bits
+@given(st.integers(-(2**70), 2**70), st.integers(0, 2**70))
+def test_min_bits_is_smallest_covering_width(lo, span):
+    hi = lo + span
+    b = min_bits(lo, hi)
+    assert -(2 ** (b - 1)) <= lo and hi <= 2 ** (b - 1) - 1
+    if b > 1:
+        assert not (-(2 ** (b - 2)) <= lo and hi <= 2 ** (b - 2) - 1)
+
+
+# ------------------------------------------------------------------ layer_energy (exercise)
+
+
+@pytest.mark.bit_width_energy
+def test_layer_energy_closed_form():
+    assert layer_energy(1, 0, 8, 32) == 64.0
+    assert layer_energy(0, 1, 8, 32) == 32.0
+    assert layer_energy(1000, 1000, 16, 20) == 1000 * 256 + 1000 * 20
+    assert layer_energy(10, 3, 4, 7) == 10 * 16 + 3 * 7
+    assert isinstance(layer_energy(3, 4, 8, 24), float)
+    # conv2 of LeNet with an 18-bit accumulator, written out
+    assert layer_energy(240000, 241600, 8, 18) == 64 * 240000 + 18 * 241600
+
+
+@pytest.mark.bit_width_energy
+@given(st.integers(0, 10**9), st.integers(0, 10**9), st.integers(1, 64), st.integers(1, 64))
+def test_layer_energy_formula(n_mul, n_add, bits_mul, bits_add):
+    expected = 64 * (bits_mul / 8) ** 2 * n_mul + bits_add * n_add
+    assert math.isclose(layer_energy(n_mul, n_add, bits_mul, bits_add), expected, rel_tol=1e-12)
+
+
+# ---------------------------------------------------------------- wrappers and bad input
+
+
+def test_accumulate_products_dispatch():
+    products = torch.tensor([[100, 100, -150], [-100, -100, 150]])
+    for method in bw.METHODS:
+        sums, overflow = accumulate_products(products, 8, "saturate", method)
+        assert sums.tolist() == [-23, 22] and overflow.tolist() == [True, True]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"bits": 1}, ValueError, ["bits", "got 1", "[2, 64]"]),
+        ({"bits": 65}, ValueError, ["bits", "got 65", "[2, 64]"]),
+        ({"bits": 8.0}, TypeError, ["bits", "float", "int"]),
+        ({"bits": True}, TypeError, ["bits", "bool"]),
+        ({"mode": "clip"}, ValueError, ["mode", "'clip'", "'saturate'", "'wrap'"]),
+        ({"method": "numba"}, ValueError, ["method", "'numba'", "'fast'", "'loop'"]),
+        ({"products": torch.ones(3)}, TypeError, ["products", "float32", "int64"]),
+        ({"products": [1, 2]}, TypeError, ["products", "list", "torch.Tensor"]),
+        ({"products": torch.tensor(5)}, ValueError, ["products", "0-D", "1-D"]),
+        ({"products": torch.tensor([2**62, 1])}, ValueError, ["products", "2**62"]),
+        ({"products": torch.full((3,), 2**61)}, ValueError, ["products", "1 rows", "2**62"]),
+    ],
+)
+def test_accumulate_products_bad_input(kwargs, error, words):
+    args = {"products": torch.tensor([1, 2, 3]), "bits": 8, "mode": "saturate"} | kwargs
+    with pytest.raises(error) as info:
+        accumulate_products(**args)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+def test_bits_for_range_and_its_checks():
+    assert bits_for_range(-129, 127) == 9
+    assert bits_for_range(np.int64(-16), np.int32(15)) == 5  # numpy ints
+    with pytest.raises(ValueError, match=r"hi: got 3 < lo = 4, expected lo <= hi"):
+        bits_for_range(4, 3)
+    with pytest.raises(TypeError, match=r"lo: got float 1.5, expected an int"):
+        bits_for_range(1.5, 3)
+
+
+def test_energy_wrapper_and_its_checks():
+    assert energy(117600, 122304, 8, 18) == layer_energy(117600, 122304, 8, 18)
+    assert energy(10, 20, 8, 32, model="pj") == pytest.approx(10 * 0.2 + 20 * 0.1)
+    with pytest.raises(ValueError, match=r"n_mul: got -1, expected an int in \[0, inf\]"):
+        energy(-1, 0, 8, 8)
+    with pytest.raises(ValueError, match=r"bits_add: got 0, expected an int in \[1, 64\]"):
+        energy(1, 1, 8, 0)
+    with pytest.raises(ValueError, match=r"model: got 'joules', expected one of 'units', 'pj'"):
+        energy(1, 1, 8, 8, model="joules")
+
+
+# ------------------------------------------------------------- op counts and energy models
+
+
+def test_op_counts_closed_forms():
+    assert conv_ops(6, 1, (5, 5), (28, 28)) == (6 * 28 * 28 * 1 * 5 * 5, 6 * 28 * 28 * 26)
+    assert conv_ops(16, 6, (5, 5), (10, 10), bias=False) == (240000, 240000)
+    assert linear_ops(400, 120) == (48000, 48120)
+    assert linear_ops(84, 10, bias=False) == (840, 840)
+
+
+def test_lenet_op_counts_from_shapes(random_qnet):
+    # output sizes measured by running the float model, against the closed forms
+    model = LeNet()
+    sizes = {}
+
+    def record(name):
+        def hook(module, inputs, output):
+            sizes[name] = tuple(output.shape[1:])
+
+        return hook
+
+    for name in ("conv1", "conv2", "fc1", "fc2", "fc3"):
+        getattr(model, name).register_forward_hook(record(name))
+    model(torch.zeros(1, 1, 28, 28))
+    expected = {
+        "conv1": 6 * sizes["conv1"][1] * sizes["conv1"][2] * 1 * 5 * 5,  # O H' W' C kh kw
+        "conv2": 16 * sizes["conv2"][1] * sizes["conv2"][2] * 6 * 5 * 5,
+        "fc1": 120 * 400,
+        "fc2": 84 * 120,
+        "fc3": 10 * 84,
+    }
+    assert expected == {"conv1": 117600, "conv2": 240000, "fc1": 48000, "fc2": 10080, "fc3": 840}
+    for op in random_qnet.ops():
+        outputs = math.prod(sizes[op.name])
+        assert op.n_mul == expected[op.name] == outputs * op.fan_in
+        assert op.n_add == op.n_mul + outputs  # one addition per product, one for the bias
+        assert op.n_outputs == outputs
+
+
+def test_horowitz_energy_interpolation():
+    assert add_energy_pj(8) == pytest.approx(0.03) and add_energy_pj(32) == pytest.approx(0.1)
+    assert mul_energy_pj(8) == pytest.approx(0.2) and mul_energy_pj(32) == pytest.approx(3.1)
+    assert add_energy_pj(20) == pytest.approx((0.03 + 0.1) / 2)  # linear: midpoint
+    # quadratic in the width: constant second difference, 2 * c2
+    c2 = (3.1 - 0.2) / (32**2 - 8**2)
+    second = mul_energy_pj(18) - 2 * mul_energy_pj(17) + mul_energy_pj(16)
+    assert second == pytest.approx(2 * c2)
+
+
+def test_network_energy_sums_layers(random_qnet):
+    ops = random_qnet.ops()
+    bits = {"conv1": 18, "conv2": 17, "fc1": 16, "fc2": 15, "fc3": 14}
+    result = network_energy(ops, bits)
+    units = sum(64 * op.n_mul + bits[op.name] * op.n_add for op in ops)
+    pj = sum(0.2 * op.n_mul + add_energy_pj(bits[op.name]) * op.n_add for op in ops)
+    assert result.units == pytest.approx(units, rel=1e-12)
+    assert result.pj == pytest.approx(pj, rel=1e-12)
+    assert sum(result.per_layer_units.values()) == pytest.approx(result.units)
+
+
+# ----------------------------------------------------------------------------- quantization
+
+
+def test_quantization_scheme(trained_qnet, mnist):
+    layers = trained_qnet.layers
+    assert [layer.name for layer in layers] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    for layer, nxt in zip(layers, layers[1:], strict=False):
+        assert layer.out_scale == nxt.in_scale  # one scale per activation tensor
+    for layer in layers:
+        assert layer.weight.dtype == torch.int64 and int(layer.weight.abs().max()) == 127
+        assert layer.bias.dtype == torch.int64 and int(layer.bias.abs().max()) < 2**31
+    assert [layer.pool for layer in layers] == [2, 2, 0, 0, 0]
+    assert [layer.flatten_input for layer in layers] == [False, False, True, False, False]
+    assert layers[-1].out_scale is None
+    q = trained_qnet.quantize_input(mnist.test_images[:50])
+    assert q.shape == (50, 1, 28, 28) and q.dtype == torch.int64
+    assert int(q.min()) >= -128 and int(q.max()) == 127  # white pixels are the largest input
+    # the background (pixel 0, normalised to -mean/std) maps to the most negative value
+    assert int(q.min()) == round(-0.1307 / 0.3081 / trained_qnet.input_scale)
+
+
+def test_int8_accuracy_close_to_float(trained_qnet, mnist):
+    out = integer_forward(trained_qnet, mnist.test_images[:2000], 32)
+    int_acc = (out.logits.argmax(1) == mnist.test_labels[:2000]).double().mean().item()
+    model = load_trained("lenet")
+    from dnnkernels.data import normalize
+
+    with torch.no_grad():
+        float_pred = model(normalize(mnist.test_images[:2000])).argmax(1)
+    float_acc = (float_pred == mnist.test_labels[:2000]).double().mean().item()
+    assert int_acc >= float_acc - 0.005, (int_acc, float_acc)
+
+
+# ------------------------------------------------------------------ the integer engine
+
+
+def _assert_same(fast, loop):
+    assert torch.equal(fast.logits, loop.logits), (fast.logits, loop.logits)
+    assert fast.overflows.keys() == loop.overflows.keys()
+    for name in fast.overflows:
+        assert torch.equal(fast.overflows[name], loop.overflows[name]), name
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(
+    "bits",
+    [32, 18, 17, 15, {"conv1": 17, "conv2": 15, "fc1": 16, "fc2": 12, "fc3": 10}],
+)
+def test_fast_equals_loop_trained(trained_qnet, mnist, bits, mode):
+    images = mnist.test_images[[0, 7]]
+    fast = integer_forward(trained_qnet, images, bits, mode, "fast")
+    loop = integer_forward(trained_qnet, images, bits, mode, "loop")
+    _assert_same(fast, loop)
+    if bits == 15:
+        assert all(int(v.sum()) > 0 for k, v in fast.overflows.items() if k != "fc3")
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bits", [8, 13, 20])
+def test_fast_equals_loop_random_lenet(random_qnet, mnist, bits, mode):
+    fast = integer_forward(random_qnet, mnist.test_images[[3]], bits, mode, "fast")
+    loop = integer_forward(random_qnet, mnist.test_images[[3]], bits, mode, "loop")
+    _assert_same(fast, loop)
+
+
+def test_fast_equals_loop_mlp(calibration, mnist):
+    # a network that flattens its input and has no convolution
+    torch.manual_seed(7)
+    qnet = quantize(MLP().eval(), calibration)
+    assert qnet.layers[0].flatten_input and qnet.layers[0].signed_input
+    for bits in (32, 14):
+        fast = integer_forward(qnet, mnist.test_images[[5]], bits, "saturate", "fast")
+        loop = integer_forward(qnet, mnist.test_images[[5]], bits, "saturate", "loop")
+        _assert_same(fast, loop)
+
+
+def test_32_bits_equals_direct_integer_reference(trained_qnet, mnist):
+    """Whole test set: the engine with 32-bit accumulators is the exact integer network."""
+    images, labels = mnist.test_images, mnist.test_labels
+    reference = reference_logits(trained_qnet, images)
+    for mode in MODES:
+        result = bw.evaluate(trained_qnet, images, labels, 32, mode)
+        assert result.overflow_outputs == dict.fromkeys(trained_qnet.layer_names, 0)
+        assert result.accuracy == 100.0 * float((reference.argmax(1) == labels).double().mean())
+    out = integer_forward(trained_qnet, images, 32)
+    assert torch.equal(out.logits, reference)
+
+
+def test_reference_is_the_float_layers_on_integers(trained_qnet, mnist):
+    # one layer written out by hand: conv1 accumulators from F.conv2d on the integer input
+    q = trained_qnet.quantize_input(mnist.test_images[:3]).double()
+    layer = trained_qnet.layers[0]
+    acc = torch.nn.functional.conv2d(q, layer.weight.double(), padding=2).to(torch.int64)
+    acc = acc + layer.bias.reshape(1, -1, 1, 1)
+    expected = torch.round(acc.double() * layer.multiplier).clamp(0, 255)
+    expected = torch.nn.functional.max_pool2d(expected, 2)
+    out = bw._layer_fast(layer, q.float(), 32, "saturate")[0]
+    assert torch.equal(out.double(), expected)
+
+
+# ------------------------------------------------------------- partial sums and ranges
+
+
+def test_partial_sum_ranges_are_exact(trained_qnet, mnist):
+    images = mnist.test_images[:2]
+    stats = partial_sum_stats(trained_qnet, images, progress=False)
+    record: dict[str, list] = {}
+    q = trained_qnet.quantize_input(images)
+    bw._forward_loop(trained_qnet, q, dict.fromkeys(trained_qnet.layer_names, 64), "wrap", record)
+    for name, s in stats.items():
+        assert [s.prefix_min, s.prefix_max] == record[name], name
+        assert s.min_bits == min_bits(s.prefix_min, s.prefix_max)
+        assert s.prefix_min <= s.final_min <= s.final_max <= s.prefix_max
+        assert int(s.hist_counts.sum()) == s.accumulations
+        assert s.hist_edges[0] <= s.final_min and s.final_max < s.hist_edges[-1]
+
+
+def test_min_bits_of_observed_range_is_tight(trained_qnet, mnist):
+    """With a layer at its observed min_bits nothing overflows; one bit less, it does."""
+    images = mnist.test_images[:20]
+    stats = partial_sum_stats(trained_qnet, images, progress=False)
+    names = trained_qnet.layer_names
+    for name in names:
+        bits = dict.fromkeys(names, 64)
+        bits[name] = stats[name].min_bits
+        assert int(integer_forward(trained_qnet, images, bits).overflows[name].sum()) == 0
+        bits[name] -= 1
+        assert int(integer_forward(trained_qnet, images, bits).overflows[name].sum()) > 0
+
+
+def test_histogram_coarsens_beyond_its_size():
+    hist = bw._IntHistogram(max_log2=8)
+    values = torch.tensor([-1000, -3, 0, 0, 5, 1000, 123456])
+    hist.add(values[:4])
+    hist.add(values[4:])
+    edges, counts = hist.edges_and_counts()
+    assert counts.sum() == len(values) and len(counts) <= 2**8
+    for v in values.tolist():  # every value lies in a bin that counts it
+        j = int((v - edges[0]) // (edges[1] - edges[0]))
+        assert edges[j] <= v < edges[j + 1] and counts[j] > 0
+
+
+# ------------------------------------------------------------------------------ searches
+
+
+def test_uniform_search_scans_down_then_stops():
+    accuracy = {20: 99.0, 19: 99.0, 18: 98.9, 17: 98.2, 16: 97.0, 15: 98.5}
+    b, seen = uniform_search(accuracy.__getitem__, 19, threshold=98.0)
+    assert b == 17 and sorted(seen) == [16, 17, 18, 19]  # 15 meets it again, but 16 fails
+    b, seen = uniform_search(accuracy.__getitem__, 16, threshold=98.0)  # start fails: go up
+    assert b == 17
+
+
+def test_greedy_per_layer_search():
+    need = {"a": 10, "b": 12, "c": 5}  # accuracy drops when a layer goes below its need
+
+    def accuracy(bits):
+        return 99.0 - sum(2.0 for n in bits if bits[n] < need[n])
+
+    bits, trace = greedy_per_layer(accuracy, {"a": 16, "b": 16, "c": 16}, ["b", "a", "c"], 98.0)
+    assert bits == need
+    assert all(acc >= 98.0 for b, acc in trace if all(b[n] >= need[n] for n in need))
+
+
+# ---------------------------------------------------------------- bad input of the engine
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "words"),
+    [
+        ({"bits": 1}, ValueError, ["bits", "got 1", "[2, 64]"]),
+        ({"bits": 65}, ValueError, ["bits", "got 65"]),
+        ({"bits": "32"}, TypeError, ["bits", "str", "int or a dict"]),
+        ({"bits": {"conv1": 16}}, ValueError, ["bits", "missing", "conv2", "fc3"]),
+        (
+            {"bits": {"conv1": 16, "conv2": 16, "fc1": 16, "fc2": 70, "fc3": 16}},
+            ValueError,
+            ["bits['fc2']", "got 70"],
+        ),
+        ({"mode": "clip"}, ValueError, ["mode", "'clip'", "'saturate'"]),
+        ({"method": "numba"}, ValueError, ["method", "'numba'", "'fast', 'loop'"]),
+        ({"images": torch.zeros(2, 28, 28)}, TypeError, ["images", "float32", "uint8"]),
+        ({"images": torch.zeros(2, 32, 32, dtype=torch.uint8)}, ValueError, ["images", "28"]),
+        ({"qnet": LeNet()}, TypeError, ["qnet", "LeNet", "QuantizedNet"]),
+    ],
+)
+def test_engine_bad_input(random_qnet, mnist, kwargs, error, words):
+    args = {"qnet": random_qnet, "images": mnist.test_images[:2], "bits": 16} | kwargs
+    with pytest.raises(error) as info:
+        integer_forward(**args)
+    for word in words:
+        assert word in str(info.value), (word, str(info.value))
+
+
+class _WithBatchNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 4, 3)
+        self.bn1 = nn.BatchNorm2d(4)
+        self.fc = nn.Linear(4 * 26 * 26, 10)
+
+    def forward(self, x):
+        return self.fc(torch.relu(self.bn1(self.conv1(x))).flatten(1))
+
+
+class _WithSigmoidModule(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 32)
+        self.act = nn.Sigmoid()
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc2(self.act(self.fc1(x.flatten(1))))
+
+
+class _WithSigmoidFunction(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 32)
+        self.fc2 = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.fc2(torch.sigmoid(self.fc1(x.flatten(1))))
+
+
+def test_quantize_rejects_unsupported_models(calibration):
+    with pytest.raises(TypeError, match=r"model: layer 'bn1' is BatchNorm2d.*Conv2d, Linear"):
+        quantize(_WithBatchNorm(), calibration[:8])
+    with pytest.raises(TypeError, match=r"model: layer 'act' is Sigmoid"):
+        quantize(_WithSigmoidModule(), calibration[:8])
+    with pytest.raises(ValueError, match=r"model: the output of 'fc1' reaches 'fc2' through"):
+        quantize(_WithSigmoidFunction(), calibration[:8])
+    with pytest.raises(TypeError, match=r"model: got str 'lenet', expected a torch.nn.Module"):
+        quantize("lenet", calibration[:8])
+    with pytest.raises(TypeError, match=r"calibration_images: got dtype torch.float32"):
+        quantize(LeNet(), calibration[:8].float())
+
+
+def test_evaluate_checks_labels(random_qnet, mnist):
+    with pytest.raises(ValueError, match=r"labels: got 3 labels, expected 2"):
+        bw.evaluate(random_qnet, mnist.test_images[:2], mnist.test_labels[:3])
+
+
+# ------------------------------------------------------------------- study and reporting
+
+
+def test_update_benchmarks_keeps_other_sections(tmp_path):
+    path = tmp_path / "BENCHMARKS.md"
+    update_benchmarks(path, "first")  # creates the file
+    assert path.read_text().count("first") == 1
+    path.write_text("# Benchmarks\n\n## before\nkeep me\n")
+    update_benchmarks(path, "second")  # appends the marked section
+    path.write_text(path.read_text() + "\n## after\nkeep me too\n")
+    update_benchmarks(path, "third")  # replaces it in place
+    text = path.read_text()
+    assert "third" in text and "second" not in text
+    assert text.index("keep me\n") < text.index(bw.BENCH_BEGIN) < text.index("keep me too")
+    assert text.count(bw.BENCH_BEGIN) == 1 and text.count(bw.BENCH_END) == 1
+
+
+def test_study_command_on_a_subset(tmp_path, mnist):
+    summary = bw.main(
+        ["--out", str(tmp_path), "--images", "300", "--calibration", "500", "--no-bench"]
+    )
+    for name in ("partial_sums.png", "accuracy_vs_bits.png", "energy.png", "approaches.csv"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    table = (tmp_path / "approaches.md").read_text()
+    for label in ("| A |", "| B |", "| C |", "| 32-bit |"):
+        assert label in table
+    rows = {a["label"]: a for a in summary["approaches"]}
+    threshold = summary["accuracy_32"] - 1.0
+    assert rows["A"]["accuracy"] == summary["accuracy_32"]  # A covers the observed range
+    assert rows["B"]["accuracy"] >= threshold and rows["C"]["accuracy"] >= threshold
+    bits_a = rows["A"]["bits"]["conv1"]
+    assert rows["B"]["bits"]["conv1"] <= bits_a
+    assert rows["B"]["energy_units"] <= rows["A"]["energy_units"] < rows["32-bit"]["energy_units"]
+    ops = {op["name"]: op for op in summary["ops"]}
+    for label in ("A", "B", "C"):
+        bits = rows[label]["bits"]
+        expected = sum(64 * ops[n]["n_mul"] + bits[n] * ops[n]["n_add"] for n in bits)
+        assert rows[label]["energy_units"] == pytest.approx(expected)
+
+
+def test_benchmark_section(trained_qnet, mnist):
+    section, numbers = bw.benchmark(
+        trained_qnet, mnist.test_images[:200], mnist.test_labels[:200], [32], 1, repeats=1
+    )
+    assert "<= 5 s" in section and ("| met |" in section or "| missed |" in section)
+    assert numbers["identical"] and numbers["loop_seconds"] > numbers["fast_seconds"]
