@@ -21,6 +21,7 @@ import datetime as dt
 import os
 import platform
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -49,6 +50,15 @@ def update_section(path: Path, body: str) -> None:
     path.write_text(text)
 
 
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its waited-for descendants."""
+    me, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def measure(assignment: str, submissions: int, workers: int) -> dict:
     grading = Path(tempfile.mkdtemp(prefix="dnnk-bench-"))
     try:
@@ -59,9 +69,11 @@ def measure(assignment: str, submissions: int, workers: int) -> dict:
             folder.mkdir(parents=True)
             nbformat.write(solution if i % 2 == 0 else broken, folder / f"{assignment}.ipynb")
         load_before = os.getloadavg()[0]
+        cpu_before = _cpu_seconds()
         start = time.monotonic()
         grade(grading, [assignment], None, Options(workers=workers))
         seconds = time.monotonic() - start
+        cpu = _cpu_seconds() - cpu_before
         load_after = os.getloadavg()[0]
     finally:
         shutil.rmtree(grading, ignore_errors=True)
@@ -71,6 +83,7 @@ def measure(assignment: str, submissions: int, workers: int) -> dict:
         "workers": workers,
         "seconds": seconds,
         "per_minute": 60 * submissions / seconds,
+        "cpu_per_submission": cpu / submissions,
         "load": (load_before, load_after),
     }
 
@@ -98,9 +111,12 @@ def section(result: dict) -> str:
         "generate_feedback` and the grade tables. Half the submissions are the solution, "
         "half have one kernel broken.",
         "",
+        f"CPU time: {result['cpu_per_submission']:.1f} s per submission (all processes), so "
+        f"2 idle cores would grade about {120 / result['cpu_per_submission']:.1f} per minute. "
         f"Load average (1 min) before / after: {result['load'][0]:.1f} / "
-        f"{result['load'][1]:.1f}. The machine is shared: with a load above the core count "
-        "the grader gets only part of the CPU, so this is a lower bound for 2 free cores.",
+        f"{result['load'][1]:.1f}: the machine was shared with other jobs, and with a load "
+        "above the core count the grader gets only part of the CPU, so the measured rate is "
+        "a lower bound for 2 free cores.",
     ]
     return "\n".join(lines)
 

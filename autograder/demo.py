@@ -129,7 +129,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--assignment",
-        action="append",
+        action="extend",
+        nargs="+",
         choices=ASSIGNMENTS,
         help="assignment (repeatable; default: all four)",
     )

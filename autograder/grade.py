@@ -733,7 +733,8 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--assignment",
-        action="append",
+        action="extend",
+        nargs="+",
         choices=ASSIGNMENTS,
         help="assignment to grade (repeatable; default: all)",
     )

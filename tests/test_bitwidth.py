@@ -138,7 +138,7 @@ def test_accumulate_equals_loop_definition(case):
     assert sums.shape == products.shape[:-1] and overflow.shape == products.shape[:-1]
     assert torch.equal(sums, loop_sums), (products, bits, mode, sums, loop_sums)
     assert torch.equal(overflow, loop_overflow)
-    rows = products.reshape(-1, products.shape[-1]).tolist() if products.numel() else []
+    rows = products.reshape(math.prod(products.shape[:-1]), products.shape[-1]).tolist()
     for row, s, o in zip(
         rows, sums.reshape(-1).tolist(), overflow.reshape(-1).tolist(), strict=True
     ):
@@ -164,7 +164,7 @@ def test_accumulate_closed_forms(case):
     products, bits, mode = case
     sums, overflow = accumulate(products, bits, mode)
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    rows = products.reshape(-1, products.shape[-1]).tolist() if products.numel() else []
+    rows = products.reshape(math.prod(products.shape[:-1]), products.shape[-1]).tolist()
     for row, s, o in zip(
         rows, sums.reshape(-1).tolist(), overflow.reshape(-1).tolist(), strict=True
     ):
@@ -391,7 +391,7 @@ def test_fast_equals_loop_trained(trained_qnet, mnist, bits, mode):
     loop = integer_forward(trained_qnet, images, bits, mode, "loop")
     _assert_same(fast, loop)
     if bits == 15:
-        assert all(int(v.sum()) > 0 for k, v in fast.overflows.items() if k != "fc3")
+        assert int(fast.overflows["conv1"].sum()) > 0 and int(fast.overflows["conv2"].sum()) > 0
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -435,6 +435,52 @@ def test_reference_is_the_float_layers_on_integers(trained_qnet, mnist):
     expected = torch.nn.functional.max_pool2d(expected, 2)
     out = bw._layer_fast(layer, q.float(), 32, "saturate")[0]
     assert torch.equal(out.double(), expected)
+
+
+def _prefix_extremes(qnet, images):
+    """Per layer: exact (min, max) over the product prefixes (bias excluded) of every output,
+    by brute force (all products materialised), and the layer inputs."""
+    x = qnet.quantize_input(images).double()
+    result = []
+    for layer in qnet.layers:
+        if layer.flatten_input:
+            x = x.flatten(1)
+        if layer.kind == "conv":
+            cols = torch.nn.functional.unfold(x, layer.weight.shape[2:], padding=layer.padding)
+            w = layer.weight.reshape(layer.out_channels, -1).double()
+            products = cols.unsqueeze(1) * w.unsqueeze(0).unsqueeze(-1)  # (N, O, K, L)
+            prefix = products.cumsum(dim=2)
+            shape = (len(x), layer.out_channels, *layer.conv_out_size)
+            extremes = prefix.amax(dim=2).reshape(shape), prefix.amin(dim=2).reshape(shape)
+        else:
+            prefix = (x.unsqueeze(1) * layer.weight.double().unsqueeze(0)).cumsum(dim=2)
+            extremes = prefix.amax(dim=2), prefix.amin(dim=2)
+        result.append((layer, x.clone(), extremes))
+        x = torch.as_tensor(bw._layer_fast(layer, x.float(), 64, "saturate")[0]).double()
+    return result
+
+
+def test_block_bounds_hold_and_tighten(trained_qnet, random_qnet, calibration, mnist):
+    torch.manual_seed(3)
+    mlp = quantize(MLP().eval(), calibration)  # a signed linear first layer
+    for qnet in (trained_qnet, random_qnet, mlp):
+        for layer, x, (high, low) in _prefix_extremes(qnet, mnist.test_images[:3]):
+            bounds = bw._block_bounds(layer, x.float())
+            assert bounds is not None, layer.name
+            upper, lower = (b.double() for b in bounds)
+            pos, neg = (t.double() for t in bw._signed_sums(layer, x.float()))
+            assert bool((upper >= high).all()) and bool((lower <= low).all()), layer.name
+            assert bool((upper <= pos).all()) and bool((lower >= neg).all()), layer.name
+
+
+def test_exact_conv_paths_agree():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-128, 128, (3, 4, 9, 9), generator=g).float()
+    w = torch.randint(-127, 128, (8, 2, 3, 3), generator=g).float()
+    expected = torch.nn.functional.conv2d(x.double(), w.double(), padding=1, groups=2)
+    direct = bw._exact_conv(x, w, (1, 1), (1, 1), groups=2)  # float32: a direct backend
+    gemm = bw._exact_conv(x.double(), w.double(), (1, 1), (1, 1), groups=2)  # im2col + GEMM
+    assert torch.equal(direct.double(), expected) and torch.equal(gemm, expected)
 
 
 # ------------------------------------------------------------- partial sums and ranges
@@ -582,6 +628,25 @@ def test_evaluate_checks_labels(random_qnet, mnist):
 
 
 # ------------------------------------------------------------------- study and reporting
+
+
+def test_prefix_cached_runner_equals_evaluate(trained_qnet, mnist):
+    images, labels = mnist.test_images[:100], mnist.test_labels[:100]
+    runner = bw._PrefixCachedRunner(trained_qnet, images, labels, batch_size=40)
+    names = trained_qnet.layer_names
+    assignments = [
+        dict.fromkeys(names, 17),
+        {"conv1": 17, "conv2": 17, "fc1": 15, "fc2": 14, "fc3": 13},  # reuses conv1, conv2
+        {"conv1": 17, "conv2": 16, "fc1": 15, "fc2": 14, "fc3": 13},  # reuses conv1
+    ]
+    for mode in MODES:
+        for bits in assignments:
+            cached = runner.evaluate(bits, mode)
+            direct = bw.evaluate(trained_qnet, images, labels, bits, mode)
+            assert cached.accuracy == direct.accuracy
+            assert cached.overflow_outputs == direct.overflow_outputs
+            assert cached.overflow_images == direct.overflow_images
+    assert ("saturate", (17, 17)) in runner.cache  # the prefix was kept
 
 
 def test_update_benchmarks_keeps_other_sections(tmp_path):
