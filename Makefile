@@ -32,7 +32,7 @@ course: venv precision release solutions demo-grade book
 	@echo "  precision study : $(BUILD)/precision/"
 	@echo "  student release : release/"
 	@echo "  solutions       : $(BUILD)/solutions/"
-	@echo "  demo grading    : $(BUILD)/grading/grades.csv"
+	@echo "  demo grading    : $(BUILD)/grading/demo/grades.csv"
 	@echo "  book            : $(CURDIR)/$(BUILD)/book/_build/html/index.html"
 
 precision: venv
@@ -67,6 +67,7 @@ bench: venv
 	$(PY) -m dnnkernels.bench --out BENCHMARKS.md
 	$(PY) -m dnnkernels.lowrank --out $(BUILD)/lowrank
 	$(PY) -m dnnkernels.bitwidth --out $(BUILD)/bitwidth
+	$(PY) -m autograder.bench
 
 weights: venv
 	$(PY) -m dnnkernels.train mlp

@@ -477,4 +477,6 @@ def test_fast_fft_size_is_the_smallest_5_smooth_length():
     for n in range(1, 300):
         L = fast_fft_size(n)
         assert L >= n and smooth(L), f"fast_fft_size({n}) = {L} is not a 5-smooth length >= {n}"
-        assert all(not smooth(j) for j in range(n, L)), f"fast_fft_size({n}) = {L} skips a smaller one"
+        assert all(not smooth(j) for j in range(n, L)), (
+            f"fast_fft_size({n}) = {L} skips a smaller one"
+        )

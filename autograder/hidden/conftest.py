@@ -20,6 +20,7 @@ check: task, points, points earned, outcome and a message for the student.
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -75,6 +76,7 @@ def student(request):
     code = StudentCode(payload, workdir=workdir)
     yield code
     code.close()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 def check_info(item) -> tuple[str | None, float]:

@@ -86,6 +86,7 @@ import argparse
 import csv
 import math
 import re
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -800,7 +801,9 @@ def plot_error_vs_precision(
     """
     import matplotlib
 
-    matplotlib.use("Agg")
+    # a script draws off-screen; a notebook (pyplot already imported) keeps its backend
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metric = check_choice("metric", metric, ("rel_fro", "mae"))
