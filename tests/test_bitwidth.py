@@ -691,5 +691,7 @@ def test_benchmark_section(trained_qnet, mnist):
         trained_qnet, mnist.test_images[:200], mnist.test_labels[:200], [32], 1, repeats=1
     )
     assert "<= 5 s" in section and ("| met |" in section or "| missed |" in section)
-    assert numbers["identical"], "loop and fast engines disagree"
-    assert numbers["loop"]["cpu"] > numbers["fast"]["cpu"], "the naive loops should cost more CPU"
+    assert [r["bits"] for r in numbers["full_set"]] == [32, 32]  # saturate and wrap
+    (loop,) = numbers["loop_vs_fast"]
+    assert loop["identical"], "loop and fast engines disagree"
+    assert loop["loop"] > loop["fast"], "the naive loops should cost more CPU"
