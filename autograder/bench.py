@@ -114,9 +114,9 @@ def section(result: dict) -> str:
         f"CPU time: {result['cpu_per_submission']:.1f} s per submission (all processes), so "
         f"2 idle cores would grade about {120 / result['cpu_per_submission']:.1f} per minute. "
         f"Load average (1 min) before / after: {result['load'][0]:.1f} / "
-        f"{result['load'][1]:.1f}: the machine was shared with other jobs, and with a load "
-        "above the core count the grader gets only part of the CPU, so the measured rate is "
-        "a lower bound for 2 free cores.",
+        f"{result['load'][1]:.1f} (the grader's own processes count in it). "
+        "On a shared machine other jobs take part of the CPU, so the measured rate is a "
+        "lower bound for 2 free cores.",
     ]
     return "\n".join(lines)
 

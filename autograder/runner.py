@@ -118,6 +118,10 @@ def _strip_magics(source: str) -> str:
 # ---------------------------------------------------------------------------- adapters
 
 
+class MissingName(LookupError):
+    """An adapter did not find the student's definition (reported as "Missing")."""
+
+
 def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True):
     """Build ``nn.Linear(weight, bias)``, then the student's ``SVDLinear(linear, rank)``.
 
@@ -130,7 +134,7 @@ def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True):
 
     cls = namespace.get("SVDLinear")
     if cls is None:
-        raise LookupError("SVDLinear")
+        raise MissingName("SVDLinear")
     out_features, in_features = weight.shape
     linear = torch.nn.Linear(in_features, out_features, bias=bias is not None, dtype=weight.dtype)
     with torch.no_grad():
@@ -157,7 +161,44 @@ def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True):
     return result
 
 
-ADAPTERS = {"svd_linear": adapter_svd_linear}
+def adapter_line_count(namespace, function_name, *args):
+    """Call the student's ``function_name(*args)``, counting the lines of student code it runs.
+
+    Only frames of the student's own cells (file names ``<cell ...>``) are traced, so library
+    code (torch, dnnkernels) costs nothing and is not counted. A loop over N items in the
+    student's code runs at least N lines: a vectorized kernel runs a number of lines that
+    does not grow with the number of rows.
+
+    Returns a dict: ``value`` (the function's result), ``lines`` (line events in student
+    code), ``intact`` (False if the student's code replaced or removed the tracer), ``own``
+    (the function is a plain function defined in the student's cells).
+    """
+    function = namespace.get(function_name)
+    if not callable(function):
+        raise MissingName(function_name)
+    code = getattr(function, "__code__", None)
+    own = code is not None and code.co_filename.startswith("<cell ")
+    count = 0
+
+    def trace_lines(frame, event, arg):
+        nonlocal count
+        if event == "line":
+            count += 1
+        return trace_lines
+
+    def trace_calls(frame, event, arg):
+        return trace_lines if frame.f_code.co_filename.startswith("<cell ") else None
+
+    sys.settrace(trace_calls)
+    try:
+        value = function(*args)
+    finally:
+        intact = sys.gettrace() is trace_calls
+        sys.settrace(None)
+    return {"value": value, "lines": count, "intact": intact, "own": own}
+
+
+ADAPTERS = {"svd_linear": adapter_svd_linear, "line_count": adapter_line_count}
 
 
 # ---------------------------------------------------------------------------- main loop
@@ -265,13 +306,9 @@ def main() -> None:
             else:
                 reply({"id": rid, "ok": False, "error": {"type": "GraderError", "message": op}})
                 continue
-        except LookupError as exc:
-            if op == "adapter" and exc.args == ("SVDLinear",):
-                reply(
-                    {"id": rid, "ok": False, "error": {"type": "Missing", "message": "SVDLinear"}}
-                )
-            else:
-                reply({"id": rid, "ok": False, "error": _error(exc, cell_names)})
+        except MissingName as exc:
+            missing = {"type": "Missing", "message": str(exc.args[0])}
+            reply({"id": rid, "ok": False, "error": missing})
             continue
         except BaseException as exc:  # noqa: BLE001 - SystemExit and friends included
             reply({"id": rid, "ok": False, "error": _error(exc, cell_names)})

@@ -318,6 +318,7 @@ class StudentCode:
     def _explain(self, error: dict, name: str) -> str:
         kind = error.get("type", "Exception")
         if kind == "Missing":
+            name = error.get("message") or name  # an adapter names what it looked for
             text = f"`{name}` is not defined after running your answer cells"
             problems = {**self.payload.notes, **self.cell_errors}
             owners = [t.answer_cell_id for t in TASKS.values() if t.name == name]

@@ -34,7 +34,7 @@ from autograder import notebooks, protocol
 from autograder.demo import BROKEN_TASK, break_task, solution_notebook
 from autograder.grade import Options, grade, grade_table
 from autograder.paths import REPO, release_dir
-from autograder.student import Limits, Payload, StudentCode, StudentError
+from autograder.student import CheckFailed, Limits, Payload, StudentCode, StudentError
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
 ASSIGNMENT = "precision"
@@ -484,3 +484,70 @@ def test_grading_dir_is_git_ignored():
         ).returncode
         == 0
     )
+
+
+LOOP_ACCUMULATE = """
+import torch
+
+
+def accumulate(products, bits, mode="saturate"):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    rows = products.reshape(-1, products.shape[-1]).tolist()
+    sums, flags = [], []
+    for row in rows:
+        acc, over = 0, False
+        for p in row:
+            acc += p
+            if not lo <= acc <= hi:
+                over = True
+                acc = min(max(acc, lo), hi) if mode == "saturate" else (acc - lo) % 2**bits + lo
+        sums.append(acc)
+        flags.append(over)
+    shape = products.shape[:-1]
+    return torch.tensor(sums).reshape(shape), torch.tensor(flags).reshape(shape)
+"""
+
+VECTOR_ACCUMULATE = """
+import torch
+
+
+def accumulate(products, bits, mode="saturate"):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    prefix = products.cumsum(-1)
+    over = ((prefix < lo) | (prefix > hi)).any(-1)
+    if mode == "wrap":
+        return torch.remainder(prefix[..., -1] - lo, 2**bits) + lo, over
+    acc = torch.zeros(products.shape[:-1], dtype=torch.int64)
+    for k in range(products.shape[-1]):
+        acc = (acc + products[..., k]).clamp(lo, hi)
+    return acc, over
+"""
+
+
+def _hidden_module(assignment: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"hidden_{assignment}", HIDDEN / f"test_{assignment}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("source", "vectorized"), [(VECTOR_ACCUMULATE, True), (LOOP_ACCUMULATE, False)]
+)
+def test_vectorization_check_tells_loops_apart(source, vectorized):
+    """Both submissions are correct; only the one looping over the rows fails the check."""
+    hidden = _hidden_module("bit_width")
+    cells = [{"grade_id": "bit_width_accumulate_answer", "kind": "answer", "source": source}]
+    limits = Limits(call_timeout=60, cell_timeout=20, memory_bytes=3 << 30)
+    with StudentCode(Payload("bit_width", cells), limits) as code:
+        hidden.test_accumulate_saturate(code)
+        hidden.test_accumulate_wrap(code)
+        if vectorized:
+            hidden.test_accumulate_vectorized(code)
+        else:
+            with pytest.raises(CheckFailed, match="lines of your code"):
+                hidden.test_accumulate_vectorized(code)

@@ -32,10 +32,11 @@ from nbclient.exceptions import CellExecutionError
 
 from dnnkernels import _student
 from dnnkernels.course import notebooks
-from dnnkernels.course.extract import ExerciseError, find_exercise
+from dnnkernels.course.extract import ExerciseError, find_exercise, reference_regions
 from dnnkernels.course.paths import Layout, find_repo
 from dnnkernels.course.release import build, instructor_notebooks, scan, secret_set, tree_files
 from dnnkernels.course.solutions import SOLUTION_NOTE, execute, failed_cell
+from dnnkernels.course.student_package import cut_reference_only
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, Task, tasks_of
 
 LAYOUT = Layout(find_repo(Path(__file__)))
@@ -142,6 +143,71 @@ def test_every_exercise_has_secret_lines(fresh):
     for task_id, exercise in fresh.exercises.items():
         own = {" ".join(x.split()) for x in exercise.solution_lines()}
         assert own & secrets, f"{task_id}: no solution line is long and unique enough to scan for"
+
+
+def test_reference_only_bodies_are_cut_and_scanned(fresh, student_root, tmp_path):
+    """accumulate_loop (a complete slow accumulate) reaches students without its body."""
+    text = (LAYOUT.src / "bitwidth.py").read_text(encoding="utf-8")
+    (region,) = reference_regions(text, "bitwidth.py")
+    assert region.function == "accumulate_loop", region
+    body = text.splitlines()[region.begin : region.end - 1]
+    secrets = secret_set(LAYOUT, fresh.exercises)
+    scanned = [x for x in body if " ".join(x.split()) in secrets]
+    assert scanned, "no line of accumulate_loop's body is scanned for"
+    released = (student_root / "dnnkernels" / "bitwidth.py").read_text(encoding="utf-8")
+    assert not any(line in released for line in scanned), "accumulate_loop body in release"
+    result = run_student_build(
+        """
+        import json, torch
+        from dnnkernels import bitwidth
+        try:
+            bitwidth.accumulate_loop(torch.ones(2, 3, dtype=torch.int64), 8)
+        except NotImplementedError as exc:
+            print(json.dumps(str(exc)))
+        else:
+            print(json.dumps("no error"))
+        """,
+        student_root,
+        tmp_path,
+    )
+    assert result.startswith("accumulate_loop: reference only"), result
+
+
+def test_cut_reference_only_keeps_signature_and_docstring():
+    text = textwrap.dedent(
+        '''
+        class Engine:
+            def naive(self, x):
+                """Doc."""
+                ### BEGIN REFERENCE ONLY
+                total = sum(x)
+                return total
+                ### END REFERENCE ONLY
+        '''
+    )
+    cut = cut_reference_only(text, "engine.py")
+    assert '"""Doc."""' in cut and "sum(x)" not in cut
+    namespace: dict = {}
+    exec(cut, namespace)
+    with pytest.raises(NotImplementedError, match="Engine.naive: reference only"):
+        namespace["Engine"]().naive([1])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("def f():\n    ### BEGIN REFERENCE ONLY\n    return 1\n", "never closed"),
+        ("def f():\n    return 1\n    ### END REFERENCE ONLY\n", "without a BEGIN"),
+        (
+            "def f():\n    ### BEGIN REFERENCE ONLY\n  ### END REFERENCE ONLY\n    return 1\n",
+            "without a BEGIN",
+        ),
+        ("### BEGIN REFERENCE ONLY\nx = 1\n### END REFERENCE ONLY\n", "inside a function"),
+    ],
+)
+def test_reference_regions_reject_malformed_markers(text, message):
+    with pytest.raises(ExerciseError, match=message):
+        reference_regions(text, "module.py")
 
 
 @pytest.mark.parametrize("where", ["package", "notebook", "marker", "autograder"])

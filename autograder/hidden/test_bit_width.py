@@ -45,13 +45,35 @@ def check_accumulate(student, products, bits, mode, what):
     expect_equal(got[1], flags, what=f"{what}: overflow flags")
 
 
+#: accumulations in the vectorization check, and the most lines of student code allowed to
+#: run for them: a loop over the accumulations runs at least one line per accumulation,
+#: a vectorized kernel (a loop over the K positions, or log2(K) pairwise steps) a few hundred
+VECTOR_ROWS, VECTOR_K, VECTOR_MAX_LINES = 8192, 16, 2000
+
+
 @pytest.mark.bit_width_accumulate
 @pytest.mark.points(1)
-def test_accumulate_no_overflow(student):
-    """accumulate: wide accumulators give the exact sums and no overflow (both modes)"""
-    products = randint(-2000, 2000, 6, 40, seed=9501)
+def test_accumulate_vectorized(student):
+    """accumulate: vectorized, no Python loop over the accumulations (8192 of them)"""
+    products = randint(-200, 200, VECTOR_ROWS, VECTOR_K, seed=9541)
     for mode in ("saturate", "wrap"):
-        check_accumulate(student, products, 32, mode, f"32 bits, {mode}")
+        out = student.adapter("line_count", "accumulate", products, 10, mode)
+        if not out["own"]:
+            raise CheckFailed("accumulate must be a function defined in your answer cell")
+        if not out["intact"]:
+            raise CheckFailed("accumulate: your code changed the interpreter's trace function")
+        got = out["value"]
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise CheckFailed(f"10 bits, {mode}: expected a tuple (sums, overflow)")
+        sums, flags = accumulate_ref(products, 10, mode)
+        expect_equal(got[0], sums, what=f"10 bits, {mode}, {VECTOR_ROWS} rows: sums")
+        expect_equal(got[1], flags, what=f"10 bits, {mode}, {VECTOR_ROWS} rows: overflow flags")
+        if out["lines"] > VECTOR_MAX_LINES:
+            raise CheckFailed(
+                f"accumulate ({mode}) ran {out['lines']} lines of your code for {VECTOR_ROWS} "
+                f"accumulations of {VECTOR_K} products (at most {VECTOR_MAX_LINES} allowed): "
+                "loop over the K positions or compose pairwise, not over the accumulations"
+            )
 
 
 @pytest.mark.bit_width_accumulate
@@ -75,7 +97,10 @@ def test_accumulate_wrap(student):
 @pytest.mark.bit_width_accumulate
 @pytest.mark.points(1)
 def test_accumulate_shapes_and_extremes(student):
-    """accumulate: leading dimensions (2, 3, 4), K = 1, 2-bit accumulators, 64 bits"""
+    """accumulate: no overflow at 32 bits, leading dimensions (2, 3, 4), K = 1, 2 and 64 bits"""
+    wide = randint(-2000, 2000, 6, 40, seed=9501)
+    for mode in ("saturate", "wrap"):
+        check_accumulate(student, wide, 32, mode, f"32 bits, {mode}")
     products = randint(-5, 6, 2, 3, 4, 7, seed=9531)
     check_accumulate(student, products, 2, "saturate", "2 bits, (2, 3, 4, 7)")
     check_accumulate(student, products, 2, "wrap", "2 bits wrap, (2, 3, 4, 7)")

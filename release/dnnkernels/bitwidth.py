@@ -117,6 +117,7 @@ import math
 import os
 import platform
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -216,8 +217,9 @@ def accumulate(
     on millions of them). A loop over the K positions, each step acting on all
     accumulations at once, is fine; so is composing the additions pairwise in log2(K)
     steps -- one saturating addition is the map ``f(x) = min(max(x + a, l), h)``, and two
-    such maps in a row are again such a map. The result must equal the naive definition
-    :func:`accumulate_loop` exactly.
+    such maps in a row are again such a map. The result must equal the one-addition-at-a-time
+    definition above exactly (the reference kit tests it against a naive loop,
+    :func:`accumulate_loop`, whose body the student build leaves out).
 
     Args:
         products: int64 tensor of shape (..., K), K >= 0.
@@ -285,24 +287,11 @@ def accumulate_loop(
     """The naive definition of :func:`accumulate`: one Python addition at a time.
 
     Same arguments and results as :func:`accumulate`, computed with Python ints (exact,
-    any size) in two nested loops. Small inputs only.
+    any size) in two nested loops. Small inputs only. Reference kit only: the student build
+    leaves the body out, as it is a complete (if slow) answer to the ``accumulate`` exercise.
     """
-    lo, hi = accumulator_range(bits)
-    k = products.shape[-1]
-    rows = products.reshape(math.prod(products.shape[:-1]), k).tolist()  # K ints per row
-    sums, flags = [], []
-    for row in rows:
-        acc, overflowed = 0, False
-        for p in row:
-            acc, flag = _add(acc, p, lo, hi, mode)
-            overflowed |= flag
-        sums.append(acc)
-        flags.append(overflowed)
-    shape = products.shape[:-1]
-    return (
-        torch.tensor(sums, dtype=torch.int64).reshape(shape),
-        torch.tensor(flags, dtype=torch.bool).reshape(shape),
-    )
+    # Student build: the reference body of `accumulate_loop` is left out.
+    raise NotImplementedError('accumulate_loop: reference only, left out of the student build (its body would answer an exercise)')
 
 
 def _add(acc: int, p: int, lo: int, hi: int, mode: str) -> tuple[int, bool]:
@@ -2012,7 +2001,8 @@ def run_study(
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:  # a notebook keeps its inline backend
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

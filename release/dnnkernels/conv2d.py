@@ -402,13 +402,16 @@ def conv2d_winograd(
     4. Element-wise product summed over channels:
        ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]``                    ``(N, O, T, S, a, a)``.
        For each of the ``a*a`` tile positions this is a matrix product over ``c``, so the
-       whole step is a batch of ``a*a`` GEMMs ``(N*T*S, C) @ (C, O)`` (``torch.bmm``).
+       whole step is a batch of ``a*a`` GEMMs ``(O, C) @ (C, N*T*S)`` (``torch.bmm``).
     5. Output transform: ``Y = AT @ M @ AT.T``                             ``(N, O, T, S, m, m)``.
     6. Reassemble the tiles into ``(N, O, T*m, S*m)``, crop to ``(H-2) x (W-2)``, add ``b[o]``.
 
     Speed: the 2-D transforms of steps 3 and 5 on every tile at once are one GEMM each, with
     the Kronecker product of the 1-D transforms: flattening a tile row-major,
-    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``).
+    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``). Keeping the
+    tile position ``p`` (``a*a`` of them) as the leading dimension from the tile copy to the
+    output transform makes every step a plain GEMM on contiguous memory: only the tile
+    extraction and the final reassembly move data.
 
     Args:
         x: ``(N, C, H, W)`` with ``H, W >= 3``, a floating dtype, finite values.

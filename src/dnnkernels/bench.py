@@ -389,6 +389,16 @@ def render_section(name: str, rows: Sequence[dict], machine: str) -> str:
                 f"fft is faster than im2col at {faster} of the {len(large)} large kernel "
                 "sizes (the rows with a target)."
             )
+            missed = [r for r in large if not r["met"]]
+            if missed:
+                worst = max(r["ratio"] for r in missed)
+                lines.append(
+                    "Why not at every large size: the FFT route costs three 2-D FFTs of the "
+                    "padded size (about (H + k)^2 log(H + k) work, nearly flat in k) plus a fixed "
+                    "overhead of several tensor operations, while the work of im2col's GEMM "
+                    "grows with k^2 per output; the missed sizes are where the two curves meet "
+                    f"(fft at most {worst:.2f}x the im2col time there)."
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -116,6 +116,7 @@ import math
 import os
 import platform
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -215,8 +216,9 @@ def accumulate(
     on millions of them). A loop over the K positions, each step acting on all
     accumulations at once, is fine; so is composing the additions pairwise in log2(K)
     steps -- one saturating addition is the map ``f(x) = min(max(x + a, l), h)``, and two
-    such maps in a row are again such a map. The result must equal the naive definition
-    :func:`accumulate_loop` exactly.
+    such maps in a row are again such a map. The result must equal the one-addition-at-a-time
+    definition above exactly (the reference kit tests it against a naive loop,
+    :func:`accumulate_loop`, whose body the student build leaves out).
 
     Args:
         products: int64 tensor of shape (..., K), K >= 0.
@@ -323,8 +325,10 @@ def accumulate_loop(
     """The naive definition of :func:`accumulate`: one Python addition at a time.
 
     Same arguments and results as :func:`accumulate`, computed with Python ints (exact,
-    any size) in two nested loops. Small inputs only.
+    any size) in two nested loops. Small inputs only. Reference kit only: the student build
+    leaves the body out, as it is a complete (if slow) answer to the ``accumulate`` exercise.
     """
+    ### BEGIN REFERENCE ONLY
     lo, hi = accumulator_range(bits)
     k = products.shape[-1]
     rows = products.reshape(math.prod(products.shape[:-1]), k).tolist()  # K ints per row
@@ -341,6 +345,7 @@ def accumulate_loop(
         torch.tensor(sums, dtype=torch.int64).reshape(shape),
         torch.tensor(flags, dtype=torch.bool).reshape(shape),
     )
+    ### END REFERENCE ONLY
 
 
 def _add(acc: int, p: int, lo: int, hi: int, mode: str) -> tuple[int, bool]:
@@ -2050,7 +2055,8 @@ def run_study(
 def _pyplot():
     import matplotlib
 
-    matplotlib.use("Agg")
+    if "matplotlib.pyplot" not in sys.modules:  # a notebook keeps its inline backend
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt

@@ -412,13 +412,16 @@ def conv2d_winograd(
     4. Element-wise product summed over channels:
        ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]``                    ``(N, O, T, S, a, a)``.
        For each of the ``a*a`` tile positions this is a matrix product over ``c``, so the
-       whole step is a batch of ``a*a`` GEMMs ``(N*T*S, C) @ (C, O)`` (``torch.bmm``).
+       whole step is a batch of ``a*a`` GEMMs ``(O, C) @ (C, N*T*S)`` (``torch.bmm``).
     5. Output transform: ``Y = AT @ M @ AT.T``                             ``(N, O, T, S, m, m)``.
     6. Reassemble the tiles into ``(N, O, T*m, S*m)``, crop to ``(H-2) x (W-2)``, add ``b[o]``.
 
     Speed: the 2-D transforms of steps 3 and 5 on every tile at once are one GEMM each, with
     the Kronecker product of the 1-D transforms: flattening a tile row-major,
-    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``).
+    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``). Keeping the
+    tile position ``p`` (``a*a`` of them) as the leading dimension from the tile copy to the
+    output transform makes every step a plain GEMM on contiguous memory: only the tile
+    extraction and the final reassembly move data.
 
     Args:
         x: ``(N, C, H, W)`` with ``H, W >= 3``, a floating dtype, finite values.
@@ -438,22 +441,25 @@ def conv2d_winograd(
     a = m + 2
     Ho, Wo = H - 2, W - 2
     T, S = math.ceil(Ho / m), math.ceil(Wo / m)
+    tiles = N * T * S
     x = F.pad(x, (0, S * m + 2 - W, 0, T * m + 2 - H))
-    # 1. filter transform, laid out as a*a matrices (C, O): U[p, c, o]
-    U = (G @ k @ G.T).reshape(O, C, a * a).permute(2, 1, 0)  # (a*a, C, O)
-    # 2.-3. all overlapping input tiles, transformed by one GEMM with kron(BT, BT)
+    # 1. filter transform, one (O, C) matrix per tile position p: U[p, o, c]
+    U = (G @ k @ G.T).reshape(O, C, a * a).permute(2, 0, 1)  # (a*a, O, C)
+    # 2. all overlapping input tiles (one copy), tile position first: d[p, (c, n, t, s)]
     d = x.unfold(2, a, m).unfold(3, a, m)  # (N, C, T, S, a, a), a strided view
-    d = d.permute(0, 2, 3, 1, 4, 5).reshape(N * T * S * C, a * a)
-    V = (d @ torch.kron(BT, BT).T).reshape(N * T * S, C, a * a).permute(2, 0, 1)
-    # 4. element-wise product summed over c: a*a GEMMs (N*T*S, C) @ (C, O)
-    M = torch.bmm(V, U)  # (a*a, N*T*S, O)
-    # 5. output transform by one GEMM with kron(AT, AT)
-    Y = M.permute(1, 2, 0).reshape(N * T * S * O, a * a) @ torch.kron(AT, AT).T
-    # 6. reassemble (n, t, s, o, i, j) -> (n, o, t*m + i, s*m + j), crop, add the bias
-    y = Y.reshape(N, T, S, O, m, m).permute(0, 3, 1, 4, 2, 5).reshape(N, O, T * m, S * m)
+    d = d.permute(4, 5, 1, 0, 2, 3).reshape(a * a, C * tiles)
+    # 3. input transform of every tile: one GEMM with kron(BT, BT)
+    V = (torch.kron(BT, BT) @ d).view(a * a, C, tiles)
+    # 4. element-wise product summed over c: a*a GEMMs (O, C) @ (C, N*T*S)
+    M = torch.bmm(U, V)  # (a*a, O, N*T*S)
+    # 5. output transform: one GEMM with kron(AT, AT)
+    Y = (torch.kron(AT, AT) @ M.view(a * a, O * tiles)).view(m, m, O, N, T, S)
+    # 6. reassemble (i, j, o, n, t, s) -> (n, o, t*m + i, s*m + j) in one copy, crop, bias
+    y = torch.empty(N, O, T * m, S * m, dtype=x.dtype, device=x.device)
+    y.view(N, O, T, m, S, m).copy_(Y.permute(3, 2, 4, 0, 5, 1))
     y = y[:, :, :Ho, :Wo]
     if b is not None:
-        y = y + b.view(1, O, 1, 1)
+        return y + b.view(1, O, 1, 1)
     return y.contiguous()
     ### END SOLUTION
 

@@ -29,7 +29,12 @@ END = "### END SOLUTION"
 _BEGIN_WORDS = "BEGIN SOLUTION"
 _END_WORDS = "END SOLUTION"
 # a real marker line (a comment), as opposed to a mention of the markers in prose
-MARKER_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)\b")
+MARKER_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS|REFERENCE ONLY)\b")
+# reference-only regions: the body of a helper that is not an exercise itself but would
+# answer one (the naive loop of bitwidth.accumulate); cut from the student build
+REFERENCE_BEGIN = "### BEGIN REFERENCE ONLY"
+REFERENCE_END = "### END REFERENCE ONLY"
+_REFERENCE_LINE = re.compile(r"^(\s*)#+\s*(BEGIN|END) REFERENCE ONLY\b")
 #: short lines of a solution (``return y``) are too common to count as secret
 SECRET_MIN_CHARS = 25
 
@@ -372,6 +377,77 @@ def solution_regions_of_text(lines: list[str]) -> list[tuple[int, int]]:
             regions.append((begin, number))
             begin = None
     return regions
+
+
+@dataclass(frozen=True)
+class ReferenceRegion:
+    """A reference-only region of a module (1-based marker lines) and its function."""
+
+    function: str  # the innermost enclosing def, "accumulate_loop" or "Class.method"
+    begin: int
+    end: int
+    indent: str
+
+
+def reference_regions(text: str, where: str) -> list[ReferenceRegion]:
+    """The reference-only regions of a module's text, in order.
+
+    A region sits between ``### BEGIN REFERENCE ONLY`` and ``### END REFERENCE ONLY``, both
+    at the same indentation, inside one function body (not nested in another region).
+
+    Raises:
+        ExerciseError: an unmatched or misplaced marker, naming ``where`` and the line.
+    """
+    lines = text.splitlines()
+    regions: list[ReferenceRegion] = []
+    begin: tuple[int, str] | None = None
+    for number, line in enumerate(lines, 1):
+        match = _REFERENCE_LINE.match(line)
+        if not match:
+            continue
+        indent, kind = match.group(1), match.group(2)
+        if kind == "BEGIN":
+            if begin is not None:
+                raise ExerciseError(
+                    f"{where}, line {number}: BEGIN REFERENCE ONLY inside the region opened "
+                    f"at line {begin[0]}"
+                )
+            begin = (number, indent)
+            continue
+        if begin is None or begin[1] != indent:
+            raise ExerciseError(
+                f"{where}, line {number}: END REFERENCE ONLY without a BEGIN at the same "
+                "indentation"
+            )
+        regions.append(ReferenceRegion("", begin[0], number, indent))
+        begin = None
+    if begin is not None:
+        raise ExerciseError(f"{where}, line {begin[0]}: BEGIN REFERENCE ONLY is never closed")
+    if not regions:
+        return regions
+    functions: list[tuple[int, int, str]] = []  # (first body line, last line, qualified name)
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = prefix + child.name
+                functions.append((child.body[0].lineno, _extent(lines, child)[1], name))
+                visit(child, name + ".")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+
+    visit(ast.parse(text), "")
+    placed = []
+    for region in regions:
+        around = [f for f in functions if f[0] <= region.begin and region.end <= f[1]]
+        if not around:
+            raise ExerciseError(
+                f"{where}, line {region.begin}: a reference-only region must be inside a "
+                "function body"
+            )
+        name = max(around, key=lambda f: f[0])[2]  # the innermost function
+        placed.append(ReferenceRegion(name, region.begin, region.end, region.indent))
+    return placed
 
 
 def secret_lines(texts: list[str]) -> set[str]:

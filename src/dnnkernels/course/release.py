@@ -42,6 +42,7 @@ from dnnkernels.course.extract import (
     Exercise,
     all_exercises,
     normalise_line,
+    reference_regions,
     solution_regions_of_text,
 )
 from dnnkernels.course.paths import Layout
@@ -303,9 +304,11 @@ def _texts_of(data: bytes, rel: str) -> list[str]:
 def secret_set(layout: Layout, exercises: dict[str, Exercise]) -> set[str]:
     """Normalised lines (>= SECRET_MIN_CHARS) found only inside solution regions.
 
-    Inside: the solution regions of every exercise in ``src/`` and of the manually graded
-    cells of the source notebooks (the whole cell when it has no markers). Outside: every
-    other line of ``src/`` and of the source notebooks.
+    Inside: the solution regions of every exercise in ``src/``, the reference-only regions
+    of ``src/`` (see :func:`dnnkernels.course.student_package.cut_reference_only`) and the
+    solution regions of the manually graded cells of the source notebooks (the whole cell
+    when it has no markers). Outside: every other line of ``src/`` and of the source
+    notebooks.
     """
     inside: set[str] = set()
     outside: set[str] = set()
@@ -317,8 +320,16 @@ def secret_set(layout: Layout, exercises: dict[str, Exercise]) -> set[str]:
         inside.update(normalise_line(x) for x in exercise.solution_lines())
     for path in sorted(layout.src.rglob("*.py")):
         numbers = in_exercise.get(path.resolve(), set())
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-            if number not in numbers:
+        text = path.read_text(encoding="utf-8")
+        reference = {
+            n
+            for r in reference_regions(text, str(path.relative_to(layout.src)))
+            for n in range(r.begin + 1, r.end)
+        }
+        for number, line in enumerate(text.splitlines(), 1):
+            if number in reference:
+                inside.add(normalise_line(line))
+            elif number not in numbers:
                 outside.add(normalise_line(line))
     for assignment in ASSIGNMENTS:
         path = layout.source_notebook(assignment)

@@ -18,6 +18,10 @@ delegate to the student's class the same way) and is rebound after its definitio
 :func:`dnnkernels._student.delegating_class`: ``SVDLinear(linear, rank)`` builds the
 student's ``SVDLinear`` and ``isinstance`` accepts it.
 
+A helper that is no exercise but would answer one keeps only its signature and docstring:
+its body, between ``### BEGIN REFERENCE ONLY`` and ``### END REFERENCE ONLY``, becomes a
+``raise NotImplementedError`` (:func:`cut_reference_only`).
+
 Also written: ``release/pyproject.toml`` (installable as ``dnnkernels``, same dependencies)
 and ``release/README.md`` (how a student works). Every generated text file says so in its
 first line.
@@ -28,7 +32,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from dnnkernels.course.extract import MARKER_LINE, Exercise, ExerciseError
+from dnnkernels.course.extract import MARKER_LINE, Exercise, ExerciseError, reference_regions
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
 #: folders of src/dnnkernels that never reach students
@@ -92,6 +96,28 @@ def stub_module(text: str, exercises: list[Exercise]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cut_reference_only(text: str, where: str) -> str:
+    """A module's text with every reference-only region replaced by a ``raise``.
+
+    Some helpers are not exercises but would answer one (``bitwidth.accumulate_loop`` is a
+    complete, slow ``accumulate``). Their body sits between ``### BEGIN REFERENCE ONLY`` and
+    ``### END REFERENCE ONLY``; the student build keeps the signature and docstring and
+    raises ``NotImplementedError`` naming the function instead.
+    """
+    lines = text.splitlines()
+    for region in reversed(reference_regions(text, where)):
+        message = (
+            f"{region.function}: reference only, left out of the student build (its body "
+            "would answer an exercise)"
+        )
+        note = f"# Student build: the reference body of `{region.function}` is left out."
+        lines[region.begin - 1 : region.end] = [
+            region.indent + note,
+            f"{region.indent}raise NotImplementedError({message!r})",
+        ]
+    return "\n".join(lines) + "\n"
+
+
 def package_files(src: Path, exercises: dict[str, Exercise]) -> dict[str, bytes]:
     """The files of the student build, by path relative to the package folder.
 
@@ -120,6 +146,7 @@ def package_files(src: Path, exercises: dict[str, Exercise]) -> dict[str, bytes]
         module = key[: -len(".py")].replace("/", ".")
         if module in by_module:
             text = stub_module(text, by_module[module])
+        text = cut_reference_only(text, f"src/dnnkernels/{key}")
         for number, line in enumerate(text.splitlines(), 1):
             if MARKER_LINE.match(line):
                 raise ExerciseError(
