@@ -244,7 +244,12 @@ def main() -> None:
         pass
     torch.set_num_threads(config.get("threads", 1))
     sandbox.set_limits(config["memory_bytes"], config["file_bytes"], config.get("cpu_seconds"))
-    sandbox.install(config["deny_read"], config["allow_read"], config["allow_write"])
+    sandbox.install(
+        config["deny_read"],
+        config["allow_read"],
+        config["allow_write"],
+        trace_only_from={adapter_line_count.__code__},
+    )
     del policy
 
     # 4. a fresh __main__ for the student's cells

@@ -24,8 +24,14 @@ An audit hook cannot be removed once installed, so student code cannot switch it
 Denials raise ``PermissionError`` (an ``OSError``: libraries that probe the file system,
 like matplotlib's font search, treat it as "not available").
 
+In the hidden-check runner, ``sys.settrace`` and ``sys.setprofile`` are also denied to
+student code (``install(..., trace_only_from=...)``): the runner's tracer counts the lines
+a student's kernel runs (the vectorization check of ``accumulate``).
+
 This is defence in depth: points never depend on anything the student's process reports
-except the plain arrays it returns, which the trusted process compares.
+except the plain values it returns, which the trusted process compares, and that line
+count. (Code in the student's process can still reach the grader's objects by walking
+frames; tampering like that is plain to see in the submitted notebook.)
 """
 
 from __future__ import annotations
@@ -156,10 +162,17 @@ def set_limits(memory_bytes: int, file_bytes: int, cpu_seconds: int | None = Non
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
-def install(deny_read, allow_read, allow_write) -> Policy:
-    """Install the audit hook for this process (irreversible). Returns the policy."""
+def install(deny_read, allow_read, allow_write, trace_only_from=None) -> Policy:
+    """Install the audit hook for this process (irreversible). Returns the policy.
+
+    ``trace_only_from``: None (tracing is not policed), or a collection of code objects:
+    then ``sys.settrace`` and ``sys.setprofile`` are allowed only when called directly from
+    one of them (the runner's line-counting adapter), so student code can neither remove
+    nor replace the tracer that measures it.
+    """
     policy = Policy(deny_read, allow_read, allow_write)
     guard = threading.local()
+    tracers = None if trace_only_from is None else frozenset(trace_only_from)
 
     def deny(what: str) -> None:
         raise PermissionError(f"grader sandbox: {what} is not allowed while grading")
@@ -192,6 +205,10 @@ def install(deny_read, allow_read, allow_write) -> Policy:
                     check_read(path_arg)
             elif event in BLOCKED_EVENTS:
                 deny(event)
+            elif event in ("sys.settrace", "sys.setprofile") and tracers is not None:
+                # frame 0 is this hook, frame 1 the caller of sys.settrace / sys.setprofile
+                if sys._getframe(1).f_code not in tracers:
+                    deny(f"{event.removeprefix('sys.')}()")
             elif event == "sqlite3.connect":
                 if not args or args[0] not in (":memory:", "", b":memory:"):
                     deny("opening an SQLite database")

@@ -524,6 +524,12 @@ def accumulate(products, bits, mode="saturate"):
 """
 
 
+#: a loop over the rows that switches the grader's tracer off first
+UNTRACED_ACCUMULATE = "import sys\n\n\n" + LOOP_ACCUMULATE.replace(
+    "    lo, hi = -(2 ** (bits - 1))", "    sys.settrace(None)\n    lo, hi = -(2 ** (bits - 1))", 1
+)
+
+
 def _hidden_module(assignment: str):
     import importlib.util
 
@@ -536,18 +542,25 @@ def _hidden_module(assignment: str):
 
 
 @pytest.mark.parametrize(
-    ("source", "vectorized"), [(VECTOR_ACCUMULATE, True), (LOOP_ACCUMULATE, False)]
+    ("source", "failure"),
+    [
+        (VECTOR_ACCUMULATE, None),
+        (LOOP_ACCUMULATE, "lines of your code"),
+        (UNTRACED_ACCUMULATE, "grader sandbox: settrace"),
+    ],
 )
-def test_vectorization_check_tells_loops_apart(source, vectorized):
-    """Both submissions are correct; only the one looping over the rows fails the check."""
+def test_vectorization_check_tells_loops_apart(source, failure):
+    """All are correct; the loops over the rows fail the check, tracer switched off or not."""
     hidden = _hidden_module("bit_width")
     cells = [{"grade_id": "bit_width_accumulate_answer", "kind": "answer", "source": source}]
     limits = Limits(call_timeout=60, cell_timeout=20, memory_bytes=3 << 30)
     with StudentCode(Payload("bit_width", cells), limits) as code:
-        hidden.test_accumulate_saturate(code)
-        hidden.test_accumulate_wrap(code)
-        if vectorized:
+        if failure is None:
+            hidden.test_accumulate_saturate(code)
+            hidden.test_accumulate_wrap(code)
             hidden.test_accumulate_vectorized(code)
         else:
-            with pytest.raises(CheckFailed, match="lines of your code"):
+            if "settrace" not in source:
+                hidden.test_accumulate_saturate(code)
+            with pytest.raises(CheckFailed, match=failure):
                 hidden.test_accumulate_vectorized(code)
