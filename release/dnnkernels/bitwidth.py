@@ -6,8 +6,9 @@ after training to 8-bit integers; an integer inference engine then runs it with 
 ``b``-bit two's complement accumulator per layer, range ``[-2**(b-1), 2**(b-1) - 1]``,
 and reports what overflows, how often, and what it costs in accuracy and energy.
 
-Exercises (bodies between ``### BEGIN SOLUTION`` and ``### END SOLUTION``; they take
-already-validated input, the public wrappers check it):
+Exercises (their reference bodies sit between solution markers, see
+:mod:`dnnkernels.course.extract`; they take already-validated input, the public wrappers
+check it):
 
 - :func:`accumulate` -- sums of products in a b-bit accumulator, saturating or wrapping
   (wrapper :func:`accumulate_products`; naive definition :func:`accumulate_loop`);

@@ -5,9 +5,9 @@ message, the nbgrader ``grade_id`` of the graded check cell, the pytest marker o
 visible and hidden checks (``pytest -m <task>``), the feedback line and the book heading.
 
 Each task's reference lives once, in ``src/dnnkernels/<module>.py``, in the function (or
-class) ``name``; the body of that function sits between ``### BEGIN SOLUTION`` and
-``### END SOLUTION`` lines, from which the student stub and the solution notebook are
-generated.
+class) ``name``; the body of that function sits between the solution marker lines (see
+:mod:`dnnkernels.course.extract`), from which the student stub and the solution notebook
+are generated.
 """
 
 from __future__ import annotations

@@ -28,8 +28,9 @@ END = "### END SOLUTION"
 # nbgrader treats any line that contains these words as a delimiter, so do we
 _BEGIN_WORDS = "BEGIN SOLUTION"
 _END_WORDS = "END SOLUTION"
-# a real marker line (a comment), as opposed to a mention of the markers in prose
-MARKER_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS|REFERENCE ONLY)\b")
+# a marker anywhere in a line: nbgrader takes any line holding the words for a delimiter,
+# so nothing released may hold them, not even in prose
+MARKER_LINE = re.compile(r"\b(BEGIN|END) (SOLUTION|HIDDEN TESTS|REFERENCE ONLY)\b")
 # reference-only regions: the body of a helper that is not an exercise itself but would
 # answer one (the naive loop of bitwidth.accumulate); cut from the student build
 REFERENCE_BEGIN = "### BEGIN REFERENCE ONLY"

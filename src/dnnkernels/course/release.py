@@ -366,7 +366,7 @@ def scan_files(
     problems = []
     for rel, data in files.items():
         for line in _texts_of(data, rel):
-            if MARKER_LINE.match(line):
+            if MARKER_LINE.search(line):
                 problems.append(f"{rel}: marker line {line.strip()!r}")
             elif normalise_line(line) in secrets:
                 problems.append(f"{rel}: reference solution line {line.strip()!r}")

@@ -148,7 +148,7 @@ def package_files(src: Path, exercises: dict[str, Exercise]) -> dict[str, bytes]
             text = stub_module(text, by_module[module])
         text = cut_reference_only(text, f"src/dnnkernels/{key}")
         for number, line in enumerate(text.splitlines(), 1):
-            if MARKER_LINE.match(line):
+            if MARKER_LINE.search(line):
                 raise ExerciseError(
                     f"src/dnnkernels/{key}, student build line {number}: a solution marker "
                     f"outside every exercise of tasks.py would reach students: {line.strip()!r}"
