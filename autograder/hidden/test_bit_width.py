@@ -37,7 +37,11 @@ def accumulate_ref(products: torch.Tensor, bits: int, mode: str):
 
 
 def check_accumulate(student, products, bits, mode, what):
-    got = student.call("accumulate", products, bits, mode)
+    compare_accumulate(student.call("accumulate", products, bits, mode), products, bits, mode, what)
+
+
+def compare_accumulate(got, products, bits, mode, what):
+    """``got`` (the student's result) must equal the direct simulation, sums and flags."""
     if not isinstance(got, tuple) or len(got) != 2:
         raise CheckFailed(f"{what}: expected a tuple (sums, overflow)")
     sums, flags = accumulate_ref(products, bits, mode)
@@ -62,12 +66,7 @@ def test_accumulate_vectorized(student):
             raise CheckFailed("accumulate must be a function defined in your answer cell")
         if not out["intact"]:
             raise CheckFailed("accumulate: your code changed the interpreter's trace function")
-        got = out["value"]
-        if not isinstance(got, tuple) or len(got) != 2:
-            raise CheckFailed(f"10 bits, {mode}: expected a tuple (sums, overflow)")
-        sums, flags = accumulate_ref(products, 10, mode)
-        expect_equal(got[0], sums, what=f"10 bits, {mode}, {VECTOR_ROWS} rows: sums")
-        expect_equal(got[1], flags, what=f"10 bits, {mode}, {VECTOR_ROWS} rows: overflow flags")
+        compare_accumulate(out["value"], products, 10, mode, f"10 bits, {mode}, {VECTOR_ROWS} rows")
         if out["lines"] > VECTOR_MAX_LINES:
             raise CheckFailed(
                 f"accumulate ({mode}) ran {out['lines']} lines of your code for {VECTOR_ROWS} "
