@@ -31,7 +31,7 @@ import nbformat
 import torch
 
 from autograder.demo import break_task, solution_notebook
-from autograder.grade import Options, grade
+from autograder.grade import grade
 from autograder.paths import REPO
 
 BEGIN, END = "<!-- bench:grading:begin -->", "<!-- bench:grading:end -->"
@@ -71,7 +71,7 @@ def measure(assignment: str, submissions: int, workers: int) -> dict:
         load_before = os.getloadavg()[0]
         cpu_before = _cpu_seconds()
         start = time.monotonic()
-        grade(grading, [assignment], None, Options(workers=workers))
+        grade(grading, [assignment], None, workers=workers)
         seconds = time.monotonic() - start
         cpu = _cpu_seconds() - cpu_before
         load_after = os.getloadavg()[0]

@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import notebooks
-from autograder.grade import Options, format_table, grade, grade_table
+from autograder.grade import format_table, grade, grade_table
 from autograder.paths import REPO, release_dir, solutions_dir
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
@@ -146,11 +146,13 @@ def main(argv=None) -> int:
     grading = args.grading_dir.resolve()
     start = time.monotonic()
     build_class(grading, assignments)
-    grade(grading, assignments, list(STUDENTS), Options(workers=args.workers))
+    report = grade(grading, assignments, list(STUDENTS), workers=args.workers)
     rows = grade_table(grading, assignments)
     print(format_table(rows, assignments))
     elapsed = time.monotonic() - start
     problems = expected_problems(rows, assignments)
+    if not report.ok:
+        problems.append(report.summary())
     print(
         f"\ndemo class graded in {elapsed:.0f} s: {grading / 'grades.csv'}, "
         f"feedback in {grading / 'feedback'}"

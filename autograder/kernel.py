@@ -1,20 +1,18 @@
-"""Sandboxed IPython kernel for ``nbgrader autograde`` (started through a kernelspec).
+"""The notebook's IPython kernel, as it starts inside the job's sandbox.
 
-The grading driver puts a ``python3`` kernelspec whose command is
-``python autograder/kernel.py -f {connection_file}`` first on ``JUPYTER_PATH`` of the
-``nbgrader autograde`` process, so the notebook's code runs in this kernel. Before the
-kernel starts serving it
+Started by :class:`autograder.execute.SandboxedKernelManager` as
+``python -I kernel.py -f CONNECTION_FILE`` inside the sandbox (:mod:`autograder.sandbox`);
+its ZMQ sockets are Unix sockets in the sandbox's ``/run/dnnk`` folder, which the grader
+reaches from outside. Before the kernel serves the first cell it
 
-- removes the script's own folder and every path the sandbox denies from ``sys.path``
-  (``PYTHONPATH`` puts the student build ``release/`` first: the notebook never imports
-  the reference package);
-- imports numpy, torch and the IPython kernel, then applies the limits and the audit hook
-  of ``sandbox.py`` (configuration in the ``DNNK_SANDBOX`` environment variable, JSON);
-- caps what one cell may print (``output_cap`` characters across stdout and stderr).
+- puts the student build of ``dnnkernels`` first on ``sys.path`` (the reference package is
+  not in the sandbox's file system at all);
+- imports numpy, torch and the IPython kernel, binds its sockets, then installs the audit
+  hook of ``audit.py`` as a second layer (configuration in ``DNNK_KERNEL``, JSON);
+- caps what one cell may print (``output_chars`` characters across stdout and stderr).
 
-The kernel's results never grant kernel points (the hidden checks do); the sandbox is
-there so that a submission cannot read the hidden checks or the reference, damage the
-grading files, or exhaust the machine.
+The kernel's results never grant kernel points (the hidden checks do); the notebook is run
+so that instructors see its outputs (plots, printed answers) when they grade by hand.
 """
 
 import importlib.util
@@ -25,21 +23,11 @@ import sys
 
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
-    config = json.loads(os.environ.pop("DNNK_SANDBOX"))
-    pids = os.environ.pop("DNNK_KERNEL_PIDS", None)
-    if pids:  # so that the grader can kill a kernel that outlives nbgrader
-        with open(os.path.join(pids, f"{os.getpid()}.pid"), "w") as handle:
-            handle.write(str(os.getpid()))
-    spec = importlib.util.spec_from_file_location("_dnnk_sandbox", os.path.join(here, "sandbox.py"))
-    sandbox = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sandbox)
-
-    policy = sandbox.Policy(config["deny_read"], config["allow_read"], config["allow_write"])
-    sys.path[:] = [
-        p
-        for p in sys.path
-        if os.path.realpath(p or ".") != here and policy.may_read(os.path.realpath(p or "."))
-    ]
+    config = json.loads(os.environ.pop("DNNK_KERNEL"))
+    spec = importlib.util.spec_from_file_location("_dnnk_audit", os.path.join(here, "audit.py"))
+    audit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(audit)
+    sys.path[:] = config["sys_path"] + [p for p in sys.path if p and p != here]
 
     import numpy  # noqa: F401
     import torch
@@ -47,19 +35,20 @@ def main() -> None:
     import torch.utils.data  # noqa: F401
     from ipykernel.kernelapp import IPKernelApp
 
-    try:  # pin the student build (PYTHONPATH): later sys.path edits cannot swap it
+    try:  # pin the student build: later sys.path edits cannot swap it
         import dnnkernels  # noqa: F401
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a broken build fails the cells that need it
         pass
 
     torch.set_num_threads(config.get("threads", 1))
     app = IPKernelApp.instance()
     app.initialize(sys.argv[1:])
 
-    budget = {"left": config.get("output_cap", 200_000), "noted": False}
+    cap = int(config.get("output_chars", 200_000))
+    budget = {"left": cap, "noted": False}
 
     def reset(*_args, **_kwargs) -> None:
-        budget["left"] = config.get("output_cap", 200_000)
+        budget["left"] = cap
         budget["noted"] = False
 
     app.shell.events.register("pre_run_cell", reset)
@@ -79,8 +68,7 @@ def main() -> None:
 
         stream.write = capped
 
-    sandbox.set_limits(config["memory_bytes"], config["file_bytes"], config.get("cpu_seconds"))
-    sandbox.install(config["deny_read"], config["allow_read"], config["allow_write"])
+    audit.install(config["allow_write"])
     app.start()
 
 

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,17 +30,3 @@ def grading_dir() -> Path:
 def solutions_dir() -> Path:
     """Executed solution notebooks, ``build/solutions/<assignment>/<assignment>.ipynb``."""
     return REPO / "build" / "solutions"
-
-
-def sandbox_policy(extra_deny: list[str] = ()) -> tuple[list[str], list[str]]:
-    """``(deny_read, allow_read)`` for a process that runs student code.
-
-    Everything in the repository is denied (the reference package ``src/``, the hidden
-    checks in ``autograder/``, the tests, the solutions in ``build/``, the source
-    notebooks) except the student release and the Python environment; so are the grading
-    directory and ``extra_deny`` (the grader's temporary files).
-    """
-    deny = [str(REPO), str(grading_dir()), *map(str, extra_deny)]
-    allow = [str(release_dir()), sys.prefix, sys.base_prefix, sys.exec_prefix]
-    allow = [a for a in allow if not Path(a).resolve() == REPO]
-    return deny, allow

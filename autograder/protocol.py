@@ -1,7 +1,9 @@
 """Wire format between the trusted grader and the untrusted runner: JSON plus ``.npy`` bytes.
 
-A frame is a 4-byte big-endian header length, the UTF-8 JSON header, then the binary
-blobs whose lengths the header lists (``header["blobs"]``). Arrays travel as the bytes of
+Messages travel over pipes as :mod:`multiprocessing.connection` messages (length-prefixed
+byte strings): one UTF-8 JSON header, then one message per binary blob (the header says how
+many). The receiving side caps every length, so a runner cannot make the grader allocate
+more than the limits below. Arrays travel as the bytes of
 ``np.save(..., allow_pickle=False)`` and are read back with
 ``np.load(..., allow_pickle=False)``: nothing is ever unpickled, and only numeric and bool
 dtypes are accepted. Values are encoded as JSON specs:
@@ -13,7 +15,7 @@ dtypes are accepted. Values are encoded as JSON specs:
 - ``{"t": "tuple" | "list", "v": [...]}`` and ``{"t": "dict", "v": {str: spec}}``;
 - ``{"t": "dtype", "v": "float32"}``: a torch dtype.
 
-Both processes load this file: the runner by path, before its sandbox is installed (it
+Both processes load this file: the runner by path, before its audit hook is installed (it
 imports nothing from the ``autograder`` package), the grader as ``autograder.protocol``.
 """
 
@@ -21,15 +23,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import select
-import struct
-import time
+from multiprocessing.connection import Connection
 
 import numpy as np
 
-MAX_HEADER = 16 << 20  # bytes of JSON header per frame
-MAX_BLOBS = 512 << 20  # bytes of arrays per frame
+MAX_HEADER = 16 << 20  # bytes of JSON header per message
+MAX_BLOBS = 512 << 20  # bytes of arrays per message
 MAX_ITEMS = 256  # entries of one tuple / list / dict
 MAX_DEPTH = 6
 MAX_STR = 20_000
@@ -52,68 +51,68 @@ NUMERIC_KINDS = "biufc"
 
 
 class ProtocolError(Exception):
-    """A frame or value that breaks the wire format (or its size limits)."""
+    """A message or value that breaks the wire format (or its size limits)."""
 
 
 class Timeout(Exception):
-    """No complete frame arrived before the deadline."""
+    """No message arrived before the deadline."""
 
 
 class Closed(Exception):
     """The other end closed the pipe (for the runner: it exited or was killed)."""
 
 
-# ---------------------------------------------------------------------------- frames
+# ---------------------------------------------------------------------------- messages
+
+MAX_BLOB_COUNT = 4096
 
 
-def write_frame(fd: int, header: dict, blobs: list[bytes] = ()) -> None:
-    """Send one frame on a pipe file descriptor."""
-    header = dict(header, blobs=[len(b) for b in blobs])
-    data = json.dumps(header).encode()
-    chunks = [struct.pack(">I", len(data)), data, *blobs]
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+def pipe_connection(read_fd: int, write_fd: int) -> tuple[Connection, Connection]:
+    """(receiving, sending) connections on two pipe file descriptors (owned from now on)."""
+    return Connection(read_fd, writable=False), Connection(write_fd, readable=False)
 
 
-def _read_exact(fd: int, count: int, deadline: float | None) -> bytes:
-    parts = []
-    while count:
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise Timeout()
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                raise Timeout()
-        chunk = os.read(fd, min(count, 1 << 20))
-        if not chunk:
-            raise Closed()
-        parts.append(chunk)
-        count -= len(chunk)
-    return b"".join(parts)
+def send(conn: Connection, header: dict, blobs: list[bytes] = ()) -> None:
+    """Send one header and its blobs."""
+    conn.send_bytes(json.dumps(dict(header, blobs=len(blobs))).encode())
+    for blob in blobs:
+        conn.send_bytes(blob)
 
 
-def read_frame(fd: int, timeout: float | None = None) -> tuple[dict, list[bytes]]:
-    """Receive one frame; ``timeout`` seconds for the whole frame (None: wait forever)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    (size,) = struct.unpack(">I", _read_exact(fd, 4, deadline))
-    if size > MAX_HEADER:
-        raise ProtocolError(f"header of {size} bytes (limit {MAX_HEADER})")
+def _recv(conn: Connection, limit: int) -> bytes:
     try:
-        header = json.loads(_read_exact(fd, size, deadline).decode())
+        return conn.recv_bytes(max(limit, 1))
+    except EOFError:
+        raise Closed() from None
+    except OSError as error:  # longer than the limit, or the pipe broke
+        raise ProtocolError(f"unreadable message ({error})") from None
+
+
+def receive(conn: Connection, timeout: float | None = None) -> tuple[dict, list[bytes]]:
+    """One header and its blobs; Timeout if nothing starts to arrive within ``timeout`` s.
+
+    A sender that stops in the middle of a message blocks this call: the grader's watchdog
+    kills the runner at its deadline, which closes the pipe (:class:`Closed`).
+    """
+    try:
+        if timeout is not None and not conn.poll(max(timeout, 0)):
+            raise Timeout()
+    except (EOFError, OSError):
+        raise Closed() from None
+    try:
+        header = json.loads(_recv(conn, MAX_HEADER).decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ProtocolError(f"unreadable header: {error}") from None
     if not isinstance(header, dict):
         raise ProtocolError("header is not a JSON object")
-    sizes = header.get("blobs", [])
-    if not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
-        raise ProtocolError("bad blob list")
-    if sum(sizes) > MAX_BLOBS:
-        raise ProtocolError(f"{sum(sizes)} bytes of arrays (limit {MAX_BLOBS})")
-    blobs = [_read_exact(fd, n, deadline) for n in sizes]
+    count = header.get("blobs", 0)
+    if type(count) is not int or not 0 <= count <= MAX_BLOB_COUNT:
+        raise ProtocolError("bad blob count")
+    blobs, total = [], 0
+    for _ in range(count):
+        blob = _recv(conn, MAX_BLOBS - total)
+        total += len(blob)
+        blobs.append(blob)
     return header, blobs
 
 

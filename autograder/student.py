@@ -1,37 +1,44 @@
-"""Trusted-side proxy to one student's code, which runs in an untrusted runner process.
+"""Trusted-side proxy to one student's code, which runs in a sandboxed runner process.
 
 >>> code = StudentCode(payload)                      # doctest: +SKIP
 >>> y = code.call("conv2d_im2col", x, k, b, stride=2)  # a torch tensor, or StudentError
 >>> code.close()
 
-The runner (``runner.py``) is started lazily, loads the setup cells and the student's
-answer cells, and answers calls with plain arrays. Every call has a time limit: on a
-timeout the runner is killed and the next call starts a new one; a runner that dies
-(``os._exit``, ``sys.exit`` in a thread, a segfault, the memory limit) fails only the call
-that killed it. A cell that hangs or kills the runner while loading is skipped on the
+The runner (``runner.py``) is started lazily in its own sandbox (:mod:`autograder.sandbox`:
+bubblewrap, its own uid, no network, only the student build and the Python environment
+visible), loads the setup cells and the student's answer cells, and answers calls with
+plain arrays. One runner serves every check of a submission. Every call has a time limit:
+on a timeout the whole sandbox is killed and the next call starts a new one; a runner that
+dies (``os._exit``, ``sys.exit`` in a thread, a segfault, the memory limit) fails only the
+call that killed it. A cell that hangs or kills the runner while loading is skipped on the
 next start (it breaks only what needs it). Failures raise :class:`StudentError` with a
 message fit for the student: what happened, never the hidden inputs.
+
+:meth:`StudentCode.cpu_seconds` reads the CPU time of the sandbox's processes from the
+kernel's accounting (``/proc``), which the student's code cannot change.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import protocol
-from autograder.paths import release_dir, sandbox_policy
+from autograder import assets, protocol, sandbox
+from autograder.limits import Limits
+from autograder.paths import release_dir
 from dnnkernels.tasks import TASKS
 
-RUNNER = Path(__file__).with_name("runner.py")
-SANDBOX = Path(__file__).with_name("sandbox.py")
-PROTOCOL = Path(__file__).with_name("protocol.py")
+HERE = Path(__file__).resolve().parent
+RUNNER = HERE / "runner.py"
+LIB_FILES = [RUNNER, HERE / "protocol.py", HERE / "audit.py"]
+OUTPUT_CAP = 64 << 10  # bytes of the runner's own stdout/stderr kept for the log
 
 
 class CheckFailed(AssertionError):
@@ -40,27 +47,6 @@ class CheckFailed(AssertionError):
 
 class StudentError(CheckFailed):
     """The student's code raised, hung, crashed or returned something unusable."""
-
-
-@dataclass
-class Limits:
-    """Limits of the runner process (seconds and bytes)."""
-
-    call_timeout: float = 20.0
-    cell_timeout: float = 60.0
-    memory_bytes: int = 4 << 30
-    file_bytes: int = 50 << 20
-    cpu_seconds: int = 900
-
-    @classmethod
-    def from_env(cls) -> Limits:
-        """Defaults, overridden by ``DNNK_CALL_TIMEOUT`` / ``DNNK_LOAD_TIMEOUT`` (seconds)."""
-        limits = cls()
-        if os.environ.get("DNNK_CALL_TIMEOUT"):
-            limits.call_timeout = float(os.environ["DNNK_CALL_TIMEOUT"])
-        if os.environ.get("DNNK_LOAD_TIMEOUT"):
-            limits.cell_timeout = float(os.environ["DNNK_LOAD_TIMEOUT"])
-        return limits
 
 
 @dataclass
@@ -74,14 +60,12 @@ class Payload:
             retyped), shown with the checks that need it.
         notebooks: assignment -> the student's (canonical) notebook JSON, put in the
             runner's ``DNNKERNELS_STUDENT_WORK`` directory for cross-notebook use.
-        deny_read: extra directories the runner may not read (grading state).
     """
 
     assignment: str
     cells: list[dict]
     notes: dict[str, str] = field(default_factory=dict)
     notebooks: dict[str, str] = field(default_factory=dict)
-    deny_read: list[str] = field(default_factory=list)
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__))
@@ -114,21 +98,43 @@ def describe_exit(returncode: int | None) -> str:
     )
 
 
+class _Drain(threading.Thread):
+    """Reads a pipe to its end, keeping the first ``cap`` bytes (the runner's own output)."""
+
+    def __init__(self, fd: int, cap: int = OUTPUT_CAP) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.cap, self.kept = fd, cap, bytearray()
+        self.start()
+
+    def run(self) -> None:
+        try:
+            while chunk := os.read(self.fd, 65536):
+                if len(self.kept) < self.cap:
+                    self.kept += chunk[: self.cap - len(self.kept)]
+        except OSError:
+            pass
+        finally:
+            os.close(self.fd)
+
+
 class StudentCode:
     """Proxy to the student's functions; see the module docstring."""
 
-    def __init__(self, payload: Payload, limits: Limits | None = None, workdir: Path | None = None):
+    def __init__(self, payload: Payload, limits: Limits | None = None, deadline: float | None = None):
+        """``deadline``: ``time.monotonic()`` after which no call is started (the budget)."""
         self.payload = payload
         self.limits = limits or Limits.from_env()
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="dnnk-student-"))
+        self.deadline = deadline
         self.skip: dict[int, str] = {}  # cell index -> why it is skipped
         self.cell_errors: dict[str, str] = {}  # grade_id -> error while loading
-        self.proc: subprocess.Popen | None = None
+        self.proc: sandbox.SandboxProcess | None = None
         self.starts = 0
-        self._req = self._res = None
+        self.runner_cpu: list[float] = []  # CPU seconds of each runner sandbox, when closed
+        self.log = ""
+        self._requests = self._results = None
+        self._drain: _Drain | None = None
         self._next_id = 0
-        self._rundir: Path | None = None
+        self._fired = False
 
     # ------------------------------------------------------------------ public API
 
@@ -140,10 +146,16 @@ class StudentCode:
         """A named adapter of ``runner.py`` (for class tasks)."""
         return self._request("adapter", name, args, kwargs)
 
+    def timed_call(self, name: str, *args, **kwargs) -> tuple[object, float]:
+        """``call`` and the CPU seconds the sandbox spent on it (measured outside it)."""
+        if self.proc is None:
+            self._start()
+        before = self.proc.cpu_seconds()
+        value = self.call(name, *args, **kwargs)
+        return value, self.proc.cpu_seconds() - before
+
     def close(self) -> None:
         self._kill()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> StudentCode:
         return self
@@ -154,81 +166,84 @@ class StudentCode:
     # ------------------------------------------------------------------ runner lifecycle
 
     def _kill(self) -> None:
+        for conn in (self._requests, self._results):
+            if conn is not None:
+                conn.close()
+        self._requests = self._results = None
         if self.proc is not None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        for fd in (self._req, self._res):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self.proc = None
-        self._req = self._res = None
-        if self._rundir is not None:
-            shutil.rmtree(self._rundir, ignore_errors=True)
-            self._rundir = None
+            self.proc.close()
+            self.runner_cpu.append(self.proc.cpu)
+            self.proc = None
+        if self._drain is not None:
+            self._drain.join(timeout=5)
+            self.log = (self.log + self._drain.kept.decode("utf-8", "replace"))[-OUTPUT_CAP:]
+            self._drain = None
 
     def _spawn(self) -> None:
         self.starts += 1
-        rundir = Path(tempfile.mkdtemp(prefix=f"run{self.starts}-", dir=self.workdir))
-        self._rundir = rundir
-        work = rundir / "work"
-        for assignment, text in self.payload.notebooks.items():
-            (work / assignment).mkdir(parents=True, exist_ok=True)
-            (work / assignment / f"{assignment}.ipynb").write_text(text)
-        (rundir / "tmp").mkdir()
         req_r, req_w = os.pipe()
         res_r, res_w = os.pipe()
-        deny, allow = sandbox_policy(extra_deny=[*self.payload.deny_read, str(self.workdir)])
+        out_r, out_w = os.pipe()
+        layout = sandbox.Layout(
+            student=sandbox.INSIDE_STUDENT,
+            lib=sandbox.INSIDE_LIB,
+            work=sandbox.INSIDE_WORK,
+            tmp=sandbox.INSIDE_TMP,
+        )
         config = {
-            "protocol": str(PROTOCOL),
-            "sandbox": str(SANDBOX),
-            "sys_path": [str(release_dir())],
-            "deny_read": deny,
-            "allow_read": allow,
-            "allow_write": [str(rundir)],
-            "memory_bytes": self.limits.memory_bytes,
-            "file_bytes": self.limits.file_bytes,
-            "cpu_seconds": self.limits.cpu_seconds,
+            "protocol": f"{layout.lib}/protocol.py",
+            "audit": f"{layout.lib}/audit.py",
+            "sys_path": [layout.student],
+            "allow_write": [layout.work, layout.tmp],
             "req_fd": req_r,
             "res_fd": res_w,
-            "output": str(rundir / "output.txt"),
-            "threads": 1,
+            "threads": self.limits.threads,
         }
-        (rundir / "config.json").write_text(json.dumps(config))
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": os.environ.get("HOME", str(rundir)),
-            "LANG": "C.UTF-8",
-            "TMPDIR": str(rundir / "tmp"),
-            "MPLBACKEND": "Agg",
-            "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1",
-            "DNNKERNELS_STUDENT_WORK": str(work),
-        }
-        if os.environ.get("DNNKERNELS_DATA_DIR"):
-            env["DNNKERNELS_DATA_DIR"] = os.environ["DNNKERNELS_DATA_DIR"]
-        with open(rundir / "boot.txt", "wb") as boot:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", str(RUNNER), str(rundir / "config.json")],
-                cwd=rundir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=boot,
-                stderr=boot,
-                pass_fds=(req_r, res_w),
-                start_new_session=True,
-            )
-        os.close(req_r)
-        os.close(res_w)
-        self._req, self._res = req_w, res_r
+        files = {f"{layout.tmp}/runner.json": json.dumps(config).encode(), **assets.font_files()}
+        for assignment, text in self.payload.notebooks.items():
+            files[f"{layout.work}/{assignment}/{assignment}.ipynb"] = text.encode()
+        spec = sandbox.Spec(
+            argv=[sys.executable, "-I", f"{layout.lib}/runner.py", f"{layout.tmp}/runner.json"],
+            student_build=release_dir() / "dnnkernels",
+            lib_files=LIB_FILES,
+            limits=self.limits,
+            files=files,
+            env={"DNNKERNELS_STUDENT_WORK": layout.work, "MPLBACKEND": "Agg"},
+            pass_fds=(req_r, res_w),
+            data_dir=assets.data_dir(),
+        )
+        try:
+            self.proc = sandbox.launch(spec, stdout=out_w, stderr=out_w)
+        finally:
+            for fd in (req_r, res_w, out_w):
+                os.close(fd)
+        self._drain = _Drain(out_r)
+        self._results, self._requests = protocol.pipe_connection(res_r, req_w)
+
+    def _receive(self, timeout: float):
+        """One message; the sandbox is killed if it has not fully arrived by then."""
+        if self.deadline is not None:
+            timeout = min(timeout, self.deadline - time.monotonic())
+        if timeout <= 0:
+            raise protocol.Timeout()
+        started = time.monotonic()
+        self._fired = False
+
+        def fire():
+            self._fired = True
+            if self.proc is not None:
+                self.proc.kill()
+
+        watchdog = threading.Timer(timeout + 1.0, fire)
+        watchdog.start()
+        try:
+            return protocol.receive(self._results, timeout=timeout)
+        except protocol.Closed:
+            if self._fired or time.monotonic() - started >= timeout:
+                raise protocol.Timeout() from None
+            raise
+        finally:
+            watchdog.cancel()
 
     def _start(self) -> None:
         """Start a runner and load the cells; hanging or fatal cells are skipped."""
@@ -236,11 +251,11 @@ class StudentCode:
             self._spawn()
             cells = [c for i, c in enumerate(self.payload.cells) if i not in self.skip]
             indices = [i for i in range(len(self.payload.cells)) if i not in self.skip]
-            rid = self._send({"op": "load", "cells": cells}, [])
             current = None
             try:
+                rid = self._send({"op": "load", "cells": cells}, [])
                 while True:
-                    header, _ = protocol.read_frame(self._res, timeout=self.limits.cell_timeout)
+                    header, _ = self._receive(self.limits.load_seconds)
                     if header.get("id") != rid:
                         raise protocol.ProtocolError("answer to another request")
                     event = header.get("event")
@@ -257,13 +272,15 @@ class StudentCode:
                     else:
                         raise protocol.ProtocolError(f"unexpected event {event!r}")
             except protocol.Timeout:
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    self._kill()
+                    raise StudentError(_BUDGET) from None
                 why = (
-                    f"took longer than {self.limits.cell_timeout:g} s to run, so it was skipped "
+                    f"took longer than {self.limits.load_seconds:g} s to run, so it was skipped "
                     "(an infinite loop or a long experiment at the top level of the cell?)"
                 )
-            except protocol.Closed:
-                self.proc.wait(timeout=10)
-                why = describe_exit(self.proc.returncode) + " while running this cell; skipped"
+            except (protocol.Closed, BrokenPipeError, OSError):
+                why = describe_exit(self._exit_status()) + " while running this cell; skipped"
             except (protocol.ProtocolError, ValueError, KeyError, IndexError, TypeError) as exc:
                 why = f"the grader could not follow the process running your code ({exc})"
             self._kill()
@@ -275,10 +292,26 @@ class StudentCode:
 
     def _send(self, header: dict, blobs: list[bytes]) -> int:
         self._next_id += 1
-        protocol.write_frame(self._req, dict(header, id=self._next_id), blobs)
+        protocol.send(self._requests, dict(header, id=self._next_id), blobs)
         return self._next_id
 
+    def _exit_status(self) -> int | None:
+        """How the runner ended (None: still running or unknown); the sandbox is killed."""
+        code = None
+        if self.proc is not None:
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                code = None
+            # bubblewrap reports the command's status, or 128 + n for a signal n
+            if code is not None and code > 128 and code - 128 < 65:
+                code = -(code - 128)
+        self._kill()
+        return code
+
     def _request(self, op: str, name: str, args: tuple, kwargs: dict):
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise StudentError(_BUDGET)
         if self.proc is None:
             self._start()
         blobs: list[bytes] = []
@@ -288,23 +321,19 @@ class StudentCode:
             rid = self._send(
                 {"op": op, "name": name, "args": spec_args, "kwargs": spec_kwargs}, blobs
             )
-            header, out_blobs = protocol.read_frame(self._res, timeout=self.limits.call_timeout)
+            header, out_blobs = self._receive(self.limits.call_seconds)
             if header.get("id") != rid:
                 raise protocol.ProtocolError("answer to another request")
         except protocol.Timeout:
             self._kill()
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise StudentError(_BUDGET) from None
             raise StudentError(
-                f"timeout: no answer within {self.limits.call_timeout:g} s "
+                f"timeout: no answer within {self.limits.call_seconds:g} s "
                 "(an infinite loop, or far too slow)"
             ) from None
-        except (protocol.Closed, BrokenPipeError):
-            try:
-                self.proc.wait(timeout=10)
-                code = self.proc.returncode
-            except subprocess.TimeoutExpired:
-                code = None
-            self._kill()
-            raise StudentError(describe_exit(code)) from None
+        except (protocol.Closed, BrokenPipeError, OSError):
+            raise StudentError(describe_exit(self._exit_status())) from None
         except protocol.ProtocolError as exc:
             self._kill()
             raise StudentError(f"the answer of your code was malformed ({exc})") from None
@@ -333,6 +362,12 @@ class StudentCode:
         if kind == "BadResult":
             return f"returned a value the grader cannot use: {error.get('message', '')}"
         return "raised " + _format_error(error)
+
+
+_BUDGET = (
+    "the grading time budget of this submission was spent before this check could run "
+    "(slow code at the top level of an answer cell?)"
+)
 
 
 def _format_error(error: dict) -> str:

@@ -1,0 +1,95 @@
+"""What students and instructors read: check lines, grader notes, sanitized notebooks.
+
+- :func:`annotate` prints each task's hidden-check results under its graded cell (plain
+  text stream outputs) and puts the grader's notes in a markdown cell on top, every note
+  escaped so that nothing a student wrote (a file name, an error message) is markup.
+- :func:`sanitize` runs nbconvert's ``SanitizeHTML`` preprocessor over a notebook: markdown
+  and raw cells lose unsafe HTML (``<script>``, event handlers), HTML and markdown outputs
+  are cleaned, every other rich output type but plain text, PNG/JPEG, LaTeX and JSON
+  (JavaScript, SVG, widgets) is removed. The grader stores only sanitized notebooks, so
+  feedback pages and nbgrader's formgrader show no live student markup.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import nbformat
+from nbconvert.preprocessors.sanitize import SanitizeHTML
+
+from autograder import notebooks
+from dnnkernels.tasks import TASKS, tasks_of
+
+FEEDBACK_HEADER = (
+    "Hidden checks of {task}: {earned:g} / {points:g} points\n"
+    "(run on other inputs than the visible checks above; they decide this cell's points)\n"
+)
+
+
+def feedback_text(task_id: str, checks: list) -> str:
+    """The per-check lines appended under a task's graded cell."""
+    mine = [c for c in checks if c.get("task") == task_id]
+    earned = sum(float(c.get("earned", 0)) for c in mine)
+    points = TASKS[task_id].points
+    lines = [FEEDBACK_HEADER.format(task=task_id, earned=earned, points=points)]
+    if not mine:
+        lines.append("  x no hidden check could run for this task (0 points)\n")
+    previous = None
+    for c in mine:
+        mark = "\u2713" if c.get("outcome") == "passed" else "\u2717"
+        text = f"  {mark} {c.get('title', c.get('check'))}"
+        if c.get("outcome") != "passed":
+            message = c.get("message") or c.get("outcome")
+            text += ": same error as above" if message == previous else f": {message}"
+            previous = message
+        text += f" ({float(c.get('earned', 0)):g} / {float(c.get('points', 0)):g})\n"
+        lines.append(text)
+    return "".join(lines)
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def plain_markdown(text: str) -> str:
+    """``text`` as markdown that renders as itself: HTML escaped, markdown syntax escaped."""
+    return _MARKDOWN.sub(r"\\\1", html.escape(str(text), quote=True)).replace("\n", " ")
+
+
+def annotate(nb, assignment: str, checks: list, notes: list[str]) -> None:
+    """Append the hidden-check feedback to each task's graded cell; notes on top."""
+    homeless = []
+    for task in tasks_of(assignment):
+        text = feedback_text(task.id, checks)
+        cell = next((c for c in nb.cells if notebooks.grade_id(c) == task.id), None)
+        if cell is None or cell.cell_type != "code":
+            homeless.append(text)
+            continue
+        cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+    if notes or homeless:
+        body = "**Grader notes**\n\n" + "".join(f"- {plain_markdown(n)}\n" for n in notes)
+        if homeless:
+            body += "\n" + "\n".join(f"```\n{t.replace('`', chr(39))}```" for t in homeless)
+        nb.cells.insert(0, nbformat.v4.new_markdown_cell(body))
+
+
+def sanitize(nb) -> None:
+    """Clean every cell of ``nb`` in place (see the module docstring)."""
+    cleaner = SanitizeHTML()
+    resources: dict = {}
+    for index, cell in enumerate(nb.cells):
+        cleaner.preprocess_cell(cell, resources, index)
+    for cell in nb.cells:  # pasted images: PNG and JPEG only
+        attachments = cell.get("attachments")
+        if not isinstance(attachments, dict):
+            cell.pop("attachments", None)
+            continue
+        kept = {}
+        for name, bundle in attachments.items():
+            if isinstance(bundle, dict):
+                safe = {k: v for k, v in bundle.items() if k in ("image/png", "image/jpeg")}
+                if safe:
+                    kept[name] = safe
+        cell["attachments"] = kept
+        if not kept:
+            del cell["attachments"]
