@@ -21,6 +21,7 @@ Interrupts travel as control messages, not signals.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -31,11 +32,12 @@ from pathlib import Path
 
 import nbformat
 import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.util import run_sync
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute, IgnorePattern, LimitOutput
-from traitlets import Any, Float, Integer
+from traitlets import Any, DottedObjectName, Float, Integer, Type
 
 from autograder import sandbox
 from autograder.limits import Limits
@@ -67,6 +69,18 @@ class _Drain(threading.Thread):
             os.close(self.fd)
 
 
+class SandboxedKernelClient(AsyncKernelClient):
+    """The kernel's client, without the heartbeat channel.
+
+    Whether the kernel lives is the sandbox process's state (``KernelManager.is_alive``); a
+    heartbeat thread stuck on a kernel whose sockets the student broke would hang the
+    grader when the channels stop.
+    """
+
+    def start_channels(self, shell=True, iopub=True, stdin=True, hb=True, control=True):
+        super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """An ``AsyncKernelManager`` whose kernel runs in a sandbox (see the module docstring).
 
@@ -75,6 +89,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     """
 
     spec_factory = Any()
+    client_class = DottedObjectName("autograder.execute.SandboxedKernelClient")
+    client_factory = Type(klass="autograder.execute.SandboxedKernelClient")
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -107,13 +123,31 @@ class SandboxedKernelManager(AsyncKernelManager):
         # from now on the grader reaches the kernel's sockets through the sandbox's root
         self.ip = self.box.host_path(f"{sandbox.INSIDE_IPC}/kernel")
 
+    def _connect_control_socket(self) -> None:
+        super()._connect_control_socket()
+        # a kernel whose sockets the student broke must not block the grader
+        self._control_socket.setsockopt(zmq.SNDTIMEO, 1000)
+        self._control_socket.setsockopt(zmq.LINGER, 0)
+
     async def _async_interrupt_kernel(self) -> None:
         """Interrupt by a control message (the kernel raises KeyboardInterrupt itself)."""
         msg = self.session.msg("interrupt_request", content={})
         self._connect_control_socket()
-        self.session.send(self._control_socket, msg)
+        try:
+            self.session.send(self._control_socket, msg)
+        except zmq.ZMQError:
+            pass  # the next timeout or the budget ends it
 
     interrupt_kernel = _async_interrupt_kernel
+
+    async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
+        """Kill the sandbox (its state is of no use to the grader), then clean up."""
+        self.shutting_down = True
+        self.stop_restarter()
+        self.close_sandbox()
+        await self._async_cleanup_resources(restart=restart)
+
+    shutdown_kernel = _async_shutdown_kernel
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
@@ -172,15 +206,25 @@ class SandboxedExecute(Execute):
         return self.km
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-        if cell.cell_type == "code" and cell.source.strip() and (
-            self.budget_spent or self._left() <= 1
+        if (
+            cell.cell_type == "code"
+            and cell.source.strip()
+            and (self.budget_spent or self._left() <= 1)
         ):
             self.budget_spent = True
             cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=BUDGET_NOTE)]
             if self.km is not None and isinstance(self.km, SandboxedKernelManager):
                 self.km.close_sandbox()  # nothing runs on after the budget
             return cell
-        return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        run = super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        try:  # also bounds a send that a broken kernel never takes
+            return await asyncio.wait_for(run, timeout=max(5.0, self._left() + 10.0))
+        except TimeoutError:
+            self.budget_spent = True
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stderr", text=BUDGET_NOTE))
+            if isinstance(self.km, SandboxedKernelManager):
+                self.km.close_sandbox()
+            return cell
 
     # nbclient binds the synchronous names to its own coroutines: bind them to ours
     execute_cell = run_sync(async_execute_cell)

@@ -3,11 +3,14 @@
 - :func:`annotate` prints each task's hidden-check results under its graded cell (plain
   text stream outputs) and puts the grader's notes in a markdown cell on top, every note
   escaped so that nothing a student wrote (a file name, an error message) is markup.
-- :func:`sanitize` runs nbconvert's ``SanitizeHTML`` preprocessor over a notebook: markdown
-  and raw cells lose unsafe HTML (``<script>``, event handlers), HTML and markdown outputs
-  are cleaned, every other rich output type but plain text, PNG/JPEG, LaTeX and JSON
-  (JavaScript, SVG, widgets) is removed. The grader stores only sanitized notebooks, so
-  feedback pages and nbgrader's formgrader show no live student markup.
+- :func:`sanitize` cleans a notebook with bleach against an allow-list (:data:`SAFE_TAGS`):
+  markdown and raw cells are rendered as nbconvert renders them and, if the rendering holds
+  anything unsafe (``<script>``, event handlers, ``javascript:`` links written in markdown
+  syntax), replaced by the cleaned HTML; HTML and markdown outputs are cleaned, and
+  nbconvert's ``SanitizeHTML`` preprocessor removes every other rich output type but plain
+  text, PNG/JPEG, LaTeX and JSON (JavaScript, SVG, widgets). The grader stores only
+  sanitized notebooks, so feedback pages and nbgrader's formgrader (whose templates render
+  graded cells without nbconvert's ``sanitize_html``) show no live student markup.
 """
 
 from __future__ import annotations
@@ -15,7 +18,9 @@ from __future__ import annotations
 import html
 import re
 
+import bleach
 import nbformat
+from nbconvert.filters.markdown import markdown2html
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 
 from autograder import notebooks
@@ -73,12 +78,106 @@ def annotate(nb, assignment: str, checks: list, notes: list[str]) -> None:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(body))
 
 
+#: what a cleaned cell may keep: formatting, tables, images; no scripts, forms, frames,
+#: styles or event handlers, and links only to http(s), mailto and notebook attachments
+SAFE_TAGS = frozenset(bleach.sanitizer.ALLOWED_TAGS) | {
+    "p",
+    "div",
+    "span",
+    "br",
+    "hr",
+    "pre",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "sub",
+    "sup",
+    "del",
+    "ins",
+    "s",
+    "u",
+    "small",
+    "kbd",
+    "samp",
+    "var",
+    "q",
+    "cite",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+    "th",
+    "td",
+    "caption",
+    "colgroup",
+    "col",
+    "img",
+    "figure",
+    "figcaption",
+    "details",
+    "summary",
+}
+SAFE_ATTRIBUTES = {
+    "a": ["href", "title"],
+    "img": ["src", "alt", "title", "width", "height"],
+    "th": ["colspan", "rowspan", "align"],
+    "td": ["colspan", "rowspan", "align"],
+    "*": ["class", "title"],
+}
+SAFE_PROTOCOLS = frozenset({"http", "https", "mailto", "attachment"})
+
+
+def clean_html(html_text: str) -> str:
+    """``html_text`` with everything but :data:`SAFE_TAGS` and their safe attributes escaped."""
+    return bleach.clean(
+        html_text,
+        tags=SAFE_TAGS,
+        attributes=SAFE_ATTRIBUTES,
+        protocols=SAFE_PROTOCOLS,
+        strip=False,
+        strip_comments=True,
+    )
+
+
+def clean_markdown(source: str) -> str:
+    """A markdown cell's source that renders safely.
+
+    The source is rendered as nbconvert renders it; if the cleaned rendering differs (a
+    script, a handler, a ``javascript:`` link in markdown syntax), the cell's source becomes
+    the cleaned HTML (which renders the same way everywhere); otherwise it is kept as is.
+    """
+    rendered = markdown2html(source)
+    cleaned = clean_html(rendered)
+    return source if cleaned == rendered else cleaned
+
+
 def sanitize(nb) -> None:
     """Clean every cell of ``nb`` in place (see the module docstring)."""
-    cleaner = SanitizeHTML()
+    cleaner = SanitizeHTML(
+        tags=sorted(SAFE_TAGS), attributes=SAFE_ATTRIBUTES, strip=False, strip_comments=True
+    )
     resources: dict = {}
     for index, cell in enumerate(nb.cells):
-        cleaner.preprocess_cell(cell, resources, index)
+        if cell.cell_type in ("markdown", "raw"):
+            cell.source = clean_markdown(cell.source)
+        else:
+            cleaner.preprocess_cell(cell, resources, index)
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                for key in ("text/html", "text/markdown"):
+                    if key in output.get("data", {}):
+                        output["data"][key] = clean_html(
+                            markdown2html(output["data"][key])
+                            if key == "text/markdown"
+                            else output["data"][key]
+                        )
     for cell in nb.cells:  # pasted images: PNG and JPEG only
         attachments = cell.get("attachments")
         if not isinstance(attachments, dict):

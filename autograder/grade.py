@@ -72,8 +72,10 @@ class RunReport:
 
     def summary(self) -> str:
         graded = len(self.with_status("graded"))
-        lines = [f"{graded} graded, {len(self.results) - graded} not gradable, "
-                 f"{len(self.failures)} failed"]
+        lines = [
+            f"{graded} graded, {len(self.results) - graded} not gradable, "
+            f"{len(self.failures)} failed"
+        ]
         for status, label in (("missing", "missing"), ("unreadable", "unreadable")):
             if self.with_status(status):
                 lines.append(f"{label}: {', '.join(self.with_status(status))}")
@@ -296,7 +298,9 @@ def grade(
     grading = Path(grading or grading_dir()).resolve()
     release = release_dir()
     limits = limits or Limits.from_env()
-    assignments = [a for a in (assignments or ASSIGNMENTS) if (release / a / f"{a}.ipynb").is_file()]
+    assignments = [
+        a for a in (assignments or ASSIGNMENTS) if (release / a / f"{a}.ipynb").is_file()
+    ]
     report = RunReport()
     pairs = find_jobs(grading, assignments, students)
     if not pairs:

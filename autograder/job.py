@@ -118,9 +118,11 @@ def canonical_notebook(data: bytes | None, problem: str | None, release_nb, name
         nbformat.validate(canonical)
     except Exception as error:  # noqa: BLE001 - any unreadable file
         # the message names the kind of problem, never the file's content
-        return "unreadable", blank(release_nb), [
-            f"{name} could not be read as a notebook ({type(error).__name__})"
-        ]
+        return (
+            "unreadable",
+            blank(release_nb),
+            [f"{name} could not be read as a notebook ({type(error).__name__})"],
+        )
     return "graded", canonical, notes
 
 

@@ -120,13 +120,18 @@ class _Drain(threading.Thread):
 class StudentCode:
     """Proxy to the student's functions; see the module docstring."""
 
-    def __init__(self, payload: Payload, limits: Limits | None = None, deadline: float | None = None):
+    def __init__(
+        self, payload: Payload, limits: Limits | None = None, deadline: float | None = None
+    ):
         """``deadline``: ``time.monotonic()`` after which no call is started (the budget)."""
         self.payload = payload
         self.limits = limits or Limits.from_env()
         self.deadline = deadline
         self.skip: dict[int, str] = {}  # cell index -> why it is skipped
         self.cell_errors: dict[str, str] = {}  # grade_id -> error while loading
+        # functions that hung or killed their process: later calls fail at once, the same
+        # way (calling them again would only spend the submission's budget)
+        self.poisoned: dict[str, str] = {}
         self.proc: sandbox.SandboxProcess | None = None
         self.starts = 0
         self.runner_cpu: list[float] = []  # CPU seconds of each runner sandbox, when closed
@@ -312,6 +317,8 @@ class StudentCode:
     def _request(self, op: str, name: str, args: tuple, kwargs: dict):
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise StudentError(_BUDGET)
+        if name in self.poisoned:  # it hung or killed its process before: not again
+            raise StudentError(self.poisoned[name])
         if self.proc is None:
             self._start()
         blobs: list[bytes] = []
@@ -328,12 +335,14 @@ class StudentCode:
             self._kill()
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 raise StudentError(_BUDGET) from None
-            raise StudentError(
+            self.poisoned[name] = (
                 f"timeout: no answer within {self.limits.call_seconds:g} s "
                 "(an infinite loop, or far too slow)"
-            ) from None
+            )
+            raise StudentError(self.poisoned[name]) from None
         except (protocol.Closed, BrokenPipeError, OSError):
-            raise StudentError(describe_exit(self._exit_status())) from None
+            self.poisoned[name] = describe_exit(self._exit_status())
+            raise StudentError(self.poisoned[name]) from None
         except protocol.ProtocolError as exc:
             self._kill()
             raise StudentError(f"the answer of your code was malformed ({exc})") from None

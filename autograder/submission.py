@@ -72,6 +72,8 @@ def _why(error: Exception) -> str:
 def read(folder: Path, notebook_name: str, limits: Limits) -> Submission:
     """Read ``folder`` (see the module docstring); a missing folder gives no notebook."""
     try:
+        if stat.S_ISLNK(os.lstat(folder).st_mode):
+            raise OSError(errno.ELOOP, "the submission folder is a link")
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as error:
         problem = "missing" if error.errno == errno.ENOENT else _why(error)

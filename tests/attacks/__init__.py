@@ -10,7 +10,8 @@ Every module defines:
   the folder itself).
 
 ``ctx`` has ``solution`` and ``release`` (notebooks), ``repo`` and ``grading`` (paths: the
-attacks aim at the real ones) and ``folder`` (the submission folder). tests/test_autograder.py
+attacks aim at the real ones), ``folder`` (the submission folder) and ``secret`` (a value in
+the grader's environment that no student may see). tests/test_autograder.py
 grades them all in one run, next to the demo students, and checks that no attack earns an
 undeserved point and that the others' grades are unaffected.
 """
@@ -59,6 +60,17 @@ def append_to_answer(nb, task_id: str, code: str):
     nb = copy.deepcopy(nb)
     cell = find(nb, f"{task_id}_answer")
     cell.source = cell.source.rstrip() + "\n\n" + code.strip() + "\n"
+    return nb
+
+
+def add_cell(nb, source: str, cell_type: str = "code"):
+    """A copy of ``nb`` with a cell of the student's own at the end (ungraded; it runs only
+    in the notebook's kernel, not in the hidden checks)."""
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    make = nbformat.v4.new_code_cell if cell_type == "code" else nbformat.v4.new_markdown_cell
+    nb.cells.append(make(source.strip()))
     return nb
 
 
