@@ -16,12 +16,17 @@ once; tasks that still fail are returned as failures, never recorded as grades.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 #: how many times a task may lose its worker before it counts as failed
 ALLOWED_FAILURES = 1
+#: seconds without any worker after which the remaining tasks count as failed
+NO_WORKER_SECONDS = float(os.environ.get("DNNK_NO_WORKER_SECONDS", "180"))
 
 
 @dataclass
@@ -94,6 +99,28 @@ def run(
     failures: list[Failure] = []
     stored: set[str] = set()
     bar = tqdm(total=len(futures), desc="grading", unit="submission", disable=not progress)
+    done = threading.Event()
+
+    def watch_workers() -> None:
+        """Cancel what is left if the cluster has had no worker for NO_WORKER_SECONDS."""
+        since = None
+        while not done.wait(5.0):
+            try:
+                count = len(client.scheduler_info().get("workers", {}))
+            except Exception:  # noqa: BLE001 - the scheduler itself is gone
+                count = 0
+            if count:
+                since = None
+                continue
+            since = since or time.monotonic()
+            if time.monotonic() - since > NO_WORKER_SECONDS:
+                for future in futures:
+                    if not future.done():
+                        future.cancel()
+                return
+
+    watcher = threading.Thread(target=watch_workers, daemon=True)
+    watcher.start()
     try:
         for future in as_completed(futures):
             job = by_key[future.key]
@@ -101,6 +128,10 @@ def run(
                 continue
             stored.add(future.key)
             try:
+                if future.cancelled():
+                    raise RuntimeError(
+                        f"no Dask worker was left to grade it for {NO_WORKER_SECONDS:g} s"
+                    )
                 result = future.result()
             except Exception as error:  # noqa: BLE001 - listed, the run exits non-zero
                 reason = f"{type(error).__name__}: {str(error)[:300]}"
@@ -113,5 +144,6 @@ def run(
                 future.release()
             bar.update(1)
     finally:
+        done.set()
         bar.close()
     return failures

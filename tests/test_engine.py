@@ -255,3 +255,27 @@ def test_a_stale_worker_refuses_to_grade_and_the_run_fails():
         assert not (grading / "results" / "erin").exists(), "a failed job was recorded"
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_cluster_without_workers_fails_the_run(monkeypatch):
+    """No worker ever comes: the run does not wait forever, it lists the job and exits 1."""
+    root = Path(tempfile.mkdtemp(prefix="dnnk-test-noworker-"))
+    try:
+        grading = root / "grading"
+        folder = grading / "submitted" / "frank" / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(solution_notebook(ASSIGNMENT), folder / f"{ASSIGNMENT}.ipynb")
+        cluster = Cluster(root)
+        try:
+            out = subprocess.run(
+                [sys.executable, "-m", "autograder.grade", "--scheduler", cluster.address,
+                 "--grading-dir", str(grading), "--no-feedback"],
+                cwd=REPO, env={**cluster.env, "DNNK_NO_WORKER_SECONDS": "10"},
+                capture_output=True, text=True, timeout=300,
+            )
+        finally:
+            cluster.stop()
+        assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+        assert "no Dask worker was left" in out.stdout and "frank/precision" in out.stdout
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
