@@ -192,3 +192,47 @@ def sanitize(nb) -> None:
         cell["attachments"] = kept
         if not kept:
             del cell["attachments"]
+
+
+# ---- MathJax served with the page -------------------------------------------------------
+
+# nbconvert's template loads MathJax 2 from a CDN (raw TeX offline); feedback pages carry
+# their own copy of MathJax 3's self-contained SVG build (fonts as paths, no further
+# requests), from the sphinx-mathjax-offline package the book uses too.
+_CDN_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+_MATHJAX_CONFIG = (
+    "<script>window.MathJax = {tex: {inlineMath: [['$', '$'], ['\\\\(', '\\\\)']], "
+    "displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']], processEscapes: true, "
+    "processEnvironments: true}, options: {enableMenu: false}};</script>\n"
+)
+
+
+def local_mathjax_script() -> str:
+    """MathJax 3 ``tex-svg.js`` (about 2 MB), read from the installed sphinx-mathjax-offline."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or spec.origin is None:
+        raise RuntimeError(
+            "feedback: the local MathJax copy (PyPI sphinx-mathjax-offline) is not installed"
+        )
+    script = Path(spec.origin).parent / "static" / "mathjax" / "tex-svg.js"
+    return script.read_text(encoding="utf-8")
+
+
+def localize_mathjax(page: str, script: str) -> str:
+    """Replace the CDN MathJax of an nbconvert HTML page (in its ``<head>``) by ``script``.
+
+    ``</script>`` never occurs in the minified MathJax build, so it is inlined as is. Raises
+    ``ValueError`` when the page has neither that block in its head nor the local one."""
+    head_end = page.find("</head>")
+    match = _CDN_BLOCK.search(page, 0, head_end if head_end >= 0 else len(page))
+    if match is None and _MATHJAX_CONFIG in page:
+        return page  # already local (a page nbgrader did not regenerate)
+    if match is None:
+        raise ValueError("feedback: no MathJax block in the page's head to replace")
+    if "</script" in script.lower():
+        raise ValueError("feedback: the MathJax script cannot be inlined (holds </script>)")
+    block = _MATHJAX_CONFIG + "<script>" + script + "</script>"
+    return page[: match.start()] + block + page[match.end() :]

@@ -35,6 +35,7 @@ import csv
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import engine, gradebook, integrity, notebooks, sandbox, submission
+from autograder import engine, feedback, gradebook, integrity, notebooks, sandbox, submission
 from autograder.job import Job, Result, grade_job, trusted_roots
 from autograder.limits import Limits
 from autograder.paths import grading_dir, release_dir
@@ -62,6 +63,9 @@ class RunReport:
     failures: list = field(default_factory=list)  #: engine.Failure
     problems: list = field(default_factory=list)  #: integrity problems (the run is void)
     seconds: float = 0.0
+    #: client-side stage -> {"wall": s, "cpu": s} (CPU of this process and its reaped
+    #: children: local workers, their sandboxes, nbgrader's subprocesses)
+    timings: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -89,6 +93,30 @@ class RunReport:
             )
         lines += [f"PROBLEM: {p}" for p in self.problems]
         return "\n".join(lines)
+
+
+class _Timed:
+    """Wall and CPU time of a block of the client, added to ``timings[name]``."""
+
+    def __init__(self, timings: dict, name: str) -> None:
+        self.timings, self.name = timings, name
+
+    @staticmethod
+    def _cpu() -> float:
+        me, kids = (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+    def __enter__(self) -> _Timed:
+        self.wall, self.cpu = time.monotonic(), self._cpu()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        entry = self.timings.setdefault(self.name, {"wall": 0.0, "cpu": 0.0})
+        entry["wall"] += time.monotonic() - self.wall
+        entry["cpu"] += self._cpu() - self.cpu
 
 
 # ============================================================================ jobs
@@ -212,6 +240,11 @@ def generate_feedback(grading: Path, assignment: str) -> None:
             f"nbgrader generate_feedback {assignment} reported errors:\n{result.stderr[-3000:]}",
             file=sys.stderr,
         )
+    pages = sorted((grading / "feedback").glob(f"*/{assignment}/*.html"))
+    if pages:
+        script = feedback.local_mathjax_script()
+        for page in pages:
+            page.write_text(feedback.localize_mathjax(page.read_text("utf-8"), script), "utf-8")
 
 
 def grade_table(grading: Path, assignments) -> list[dict]:
@@ -318,17 +351,21 @@ def grade(
     jobs = [build_job(grading, s, a, limits, digest) for s, a in pairs]
 
     def keep(record: dict) -> None:
-        result = store(grading, record)
+        with _Timed(report.timings, "store (gradebook, files)"):
+            result = store(grading, record)
         report.results[(result.student, result.assignment)] = result
 
-    with engine.connect(scheduler, workers) as client:
-        report.failures = engine.run(client, jobs, grade_job, keep, progress=progress)
-    if feedback:
-        for assignment in sorted({a for (_, a) in report.results}):
-            generate_feedback(grading, assignment)
-    rows = grade_table(grading, assignments)
-    write_table(rows, assignments, grading / "grades.csv")
-    _nbgrader(grading, ["export", "--to", str(grading / "nbgrader_grades.csv")])
+    with _Timed(report.timings, "jobs (cluster, sandboxes)"):
+        with engine.connect(scheduler, workers) as client:
+            report.failures = engine.run(client, jobs, grade_job, keep, progress=progress)
+    with _Timed(report.timings, "feedback (nbgrader generate_feedback)"):
+        if feedback:
+            for assignment in sorted({a for (_, a) in report.results}):
+                generate_feedback(grading, assignment)
+    with _Timed(report.timings, "grade tables and export"):
+        rows = grade_table(grading, assignments)
+        write_table(rows, assignments, grading / "grades.csv")
+        _nbgrader(grading, ["export", "--to", str(grading / "nbgrader_grades.csv")])
     if integrity.manifest(trusted_roots()) != digest:
         report.problems.append("the trusted files (autograder/, release/) changed during the run")
     if integrity.environment_fingerprint() != environment:

@@ -15,7 +15,9 @@ here; this process
    student's functions there) and serves requests read from a pipe:
 
    - ``load``: run the setup cells (pristine, from the release) and the student's answer
-     cells in notebook order, each in its own ``try``; one message per cell;
+     cells in notebook order, each in its own ``try``; a message when a cell starts and
+     one when it ends, after which the next cell waits for the grader's ``next`` (so the
+     grader can tell which cell ended the sandbox);
    - ``call``: call a function the cells defined, e.g. ``conv2d_im2col(x, k, b)``;
    - ``adapter``: run a named adapter for class tasks (``svd_linear``).
 
@@ -276,6 +278,14 @@ def main() -> None:
                 except BaseException as exc:  # noqa: BLE001 - one broken cell breaks only itself
                     error = _error(exc, cell_names)
                 protocol.send(results, {"id": rid, "event": "done", "index": index, "error": error})
+                # the next cell runs only once the grader has seen this one end (and checked
+                # that it did not kill the sandbox): a crash is never blamed on a later cell
+                try:
+                    go, _ = protocol.receive(requests)
+                except (protocol.Closed, protocol.ProtocolError):
+                    os._exit(0)
+                if go.get("op") != "next":
+                    os._exit(0)
             protocol.send(results, {"id": rid, "event": "loaded"})
             continue
         try:

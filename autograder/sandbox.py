@@ -160,6 +160,43 @@ def processes_of(uid: int) -> list[int]:
     return pids
 
 
+def _status(pid: int) -> dict[str, bytes]:
+    with open(f"/proc/{pid}/status", "rb") as handle:
+        return {
+            k.strip().decode(): v.strip()
+            for k, _, v in (line.partition(b":") for line in handle)
+        }
+
+
+def dying(uid: int) -> bool:
+    """Is the sandbox of ``uid`` being torn down (its stage-2 bwrap or that one's child dead,
+    or a SIGKILL pending on one of them)?
+
+    ``kill(2)`` queues the signal before it returns, so a cell that SIGKILLs its parent is
+    caught here as soon as the cell ends, not during the next cell when the kernel gets
+    round to it."""
+    spine = []
+    statuses = {}
+    for pid in processes_of(uid):
+        try:
+            statuses[pid] = _status(pid)
+        except OSError:
+            return True
+    for pid, st in statuses.items():
+        parent = int(st.get("PPid", b"0") or 0)
+        if parent not in statuses:  # the stage-2 bwrap (its parent runs as root)
+            spine.append(pid)
+            spine.extend(p for p, s in statuses.items() if int(s.get("PPid", b"0")) == pid)
+    if not spine:
+        return True
+    for pid in spine:
+        st = statuses[pid]
+        pending = int(st.get("SigPnd", b"0"), 16) | int(st.get("ShdPnd", b"0"), 16)
+        if st.get("State", b"R")[:1] in (b"Z", b"X") or pending & (1 << (signal.SIGKILL - 1)):
+            return True
+    return False
+
+
 def kill_uid(uid: int, rounds: int = 50) -> int:
     """SIGKILL every process of ``uid`` until none is left; returns how many were killed."""
     killed = 0
@@ -575,6 +612,10 @@ class SandboxProcess:
         """CPU seconds of the sandbox's live processes (and what they reaped), from /proc."""
         return cpu_seconds(self.uid)
 
+    def dying(self) -> bool:
+        """Is the sandbox ending (see :func:`dying`)?"""
+        return self.popen.poll() is not None or dying(self.uid)
+
     def close(self) -> None:
         """Kill everything (see :meth:`kill`); :attr:`cpu` keeps the last CPU reading."""
         if self.popen.poll() is None:
@@ -660,7 +701,23 @@ class UnconfinedProcess:
         return self.popen.wait(timeout)
 
     def cpu_seconds(self) -> float:
-        return 0.0  # not measured without the sandbox's own uid
+        """CPU seconds of the processes of its session (it is the session leader)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                    fields = handle.read().rsplit(b")", 1)[1].split()
+                if int(fields[3]) == self.popen.pid:  # field 6 of stat: the session id
+                    total += sum(int(x) for x in fields[11:15])
+            except (OSError, ValueError, IndexError):
+                continue
+        return total / ticks
+
+    def dying(self) -> bool:
+        return self.popen.poll() is not None
 
     def kill(self) -> None:
         try:

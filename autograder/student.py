@@ -271,6 +271,9 @@ class StudentCode:
                         cell = self.payload.cells[current]
                         if header.get("error"):
                             self.cell_errors[cell["grade_id"]] = _format_error(header["error"])
+                        if self.proc.dying():  # this cell killed its sandbox (e.g. its parent)
+                            raise protocol.Closed("the sandbox is ending")
+                        protocol.send(self._requests, {"op": "next", "id": rid}, [])
                         current = None
                     elif event == "loaded":
                         return

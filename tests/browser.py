@@ -52,7 +52,8 @@ def ensure_chromium(executable: str = CHROMIUM) -> str:
             f"{executable} is missing and this user cannot install it: "
             "run `sudo apt-get update && sudo apt-get install -y chromium`"
         )
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+    wait = ["-o", "DPkg::Lock::Timeout=600"]  # another install (a parallel test) finishes first
+    for cmd in (["apt-get", *wait, "update"], ["apt-get", *wait, "install", "-y", "chromium"]):
         done = subprocess.run(
             cmd,
             capture_output=True,

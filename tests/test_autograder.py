@@ -461,5 +461,7 @@ def test_hostile_feedback_runs_no_script_in_a_browser(graded):
             assert page.eval("typeof window.__pwned") == "undefined", page.eval("window.__pwned")
             assert "My answer" in page.eval("document.body.innerText")
             assert not [u for u in page.requests() if leaves_localhost(u)]
+            # math is typeset by the page's own MathJax copy
+            assert page.eval("window.MathJax && window.MathJax.version || ''").startswith("3")
     finally:
         server.shutdown()

@@ -268,10 +268,21 @@ def test_a_cluster_without_workers_fails_the_run(monkeypatch):
         cluster = Cluster(root)
         try:
             out = subprocess.run(
-                [sys.executable, "-m", "autograder.grade", "--scheduler", cluster.address,
-                 "--grading-dir", str(grading), "--no-feedback"],
-                cwd=REPO, env={**cluster.env, "DNNK_NO_WORKER_SECONDS": "10"},
-                capture_output=True, text=True, timeout=300,
+                [
+                    sys.executable,
+                    "-m",
+                    "autograder.grade",
+                    "--scheduler",
+                    cluster.address,
+                    "--grading-dir",
+                    str(grading),
+                    "--no-feedback",
+                ],
+                cwd=REPO,
+                env={**cluster.env, "DNNK_NO_WORKER_SECONDS": "10"},
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
         finally:
             cluster.stop()

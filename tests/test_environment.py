@@ -7,10 +7,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _declared() -> list[str]:
+    """The project's dependencies and those of every extra (``grader``)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project.get("optional-dependencies", {})
+    return project["dependencies"] + [r for group in extras.values() for r in group]
+
+
 def _pyproject_requirements() -> dict[str, str]:
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     pins = {}
-    for requirement in data["project"]["dependencies"]:
+    for requirement in _declared():
         name, _, version = requirement.partition("==")
         pins[name.strip().lower()] = version.strip()
     return pins
@@ -26,9 +32,7 @@ def _environment_requirements() -> dict[str, str]:
 
 
 def test_every_dependency_is_pinned():
-    for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
-        "dependencies"
-    ]:
+    for requirement in _declared():
         assert "==" in requirement, f"pyproject.toml: {requirement!r} is not pinned with =="
 
 

@@ -43,7 +43,16 @@ _try("plant grade.py", lambda: _append(_REPO + "/autograder/grade.py", "\\nPLANT
 _try("plant the student build", lambda: _append(_os.path.dirname(__import__("dnnkernels").__file__) + "/conv2d.py", "\\nPLANTED = 1\\n"))
 _try("rewrite gradebook", _gradebook)
 _try("delete grades.csv", lambda: _os.remove(_GRADING + "/grades.csv"))
-_try("forge results", lambda: [open(p, "w").write("{{}}") for p in _glob.glob(_GRADING + "/results/*/*.json")])
+def _forge():
+    _paths = _glob.glob(_GRADING + "/results/*/*.json")
+    if not _paths:
+        raise FileNotFoundError("no results to forge")
+    for _path in _paths:
+        with open(_path, "w") as _handle:
+            _handle.write("{{}}")
+
+
+_try("forge results", _forge)
 _try("read hidden checks", lambda: print(open(_REPO + "/autograder/hidden/test_precision.py").read()))
 """
 )
