@@ -522,7 +522,9 @@ for op in ("conv2d", "matmul"):
 # Most of it, in the half formats, is the rounding of the *inputs* to the format, which no
 # algorithm can undo: the exact sum of the rounded inputs is already off by $0.6u$ in every
 # format. Each input carries a relative error of up to $u$ and each product up to about
-# $2u$, and these errors partly cancel in sums of 144 (conv2d) or 128 (matmul) terms. The
+# $2u$. The relative error of a sum of many random products is that of a typical product,
+# not of the worst one, and it does not shrink with the number of terms: $0.6u$ for a single
+# product as for sums of 144 (conv2d) or 128 (matmul) terms. The
 # rounding of the products and of the sums adds the rest, which is why float64, whose inputs
 # are exact, still shows $4u$. torch and im2col do one GEMM (the harness rounds its
 # accumulated result once) and land within a factor 2.5 of the naive loop in every format;

@@ -128,7 +128,9 @@ print("low_rank_errors: visible checks passed")
 #   \underbrace{2mrk + 2mkn}_{(U' V_r^\top) B,\ \text{rebuilds } A} .$$
 #
 # The factored cost is the cheaper order. Right first is cheaper than dense when
-# $r < \frac{mk}{m + k}$, which is less than half the smaller dimension. Rebuilding $A$ first
+# $r < \frac{mk}{m + k}$. With $m \le k$ that bound is $m \cdot \frac{k}{m + k}$, between half
+# the smaller dimension (for a square $A$) and the smaller dimension: for the $512 \times 784$
+# weight of the MLP's `fc1` it is about 310, where half of 512 is 256. Rebuilding $A$ first
 # never beats the dense product, but it can beat the other order when $n$ is large.
 
 # %% tags=["answer:svd_rank_flops"]
