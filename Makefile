@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 BUILD  := build
 
 .PHONY: all course venv test lint bench precision lowrank bitwidth release solutions \
-        demo-grade grade book book-instructor weights clean
+        demo-grade grade similarity book book-instructor weights clean
 
 all: course
 
@@ -49,6 +49,9 @@ demo-grade: venv
 
 grade: venv
 	$(PY) -m autograder.grade
+
+similarity: venv
+	$(PY) -m autograder.similarity
 
 book: venv
 	$(PY) book/build.py
