@@ -225,14 +225,7 @@ def boilerplate_hashes(stub: str) -> np.ndarray:
     return np.unique(np.array(sorted(hashes), dtype=np.int64))
 
 
-def compare_task(
-    task: Task,
-    stub: str,
-    sources: dict[str, str],
-    top: int,
-    progress: tqdm | None = None,
-) -> TaskReport:
-    """Compare every pair of ``sources`` (student -> answer cell) of one task."""
+def _fingerprints(task: Task, stub: str, sources: dict[str, str]) -> tuple[TaskReport, dict]:
     report = TaskReport(task)
     boilerplate = boilerplate_hashes(stub)
     prints = {}
@@ -243,6 +236,10 @@ def compare_task(
             report.compared.append(student)
         else:
             report.stub_only.append(student)
+    return report, prints
+
+
+def _compare(report: TaskReport, prints: dict, top: int, progress: tqdm | None) -> TaskReport:
     pairs = []
     for a, b in itertools.combinations(report.compared, 2):
         overlap, (sim_a, sim_b), (slices_a, slices_b) = compare_files(prints[a], prints[b])
@@ -253,11 +250,37 @@ def compare_task(
             continue
         sim_a, sim_b = float(sim_a), float(sim_b)
         pairs.append(
-            Pair(task.id, a, b, (sim_a + sim_b) / 2, sim_a, sim_b, int(overlap), slices_a, slices_b)
+            Pair(
+                report.task.id,
+                a,
+                b,
+                (sim_a + sim_b) / 2,
+                sim_a,
+                sim_b,
+                int(overlap),
+                slices_a,
+                slices_b,
+            )
         )
     pairs.sort(key=lambda p: (-p.similarity, -p.overlap_tokens, p.student_a, p.student_b))
     report.pairs = pairs[:top]
     return report
+
+
+def compare_task(
+    task: Task,
+    stub: str,
+    sources: dict[str, str],
+    top: int,
+    progress: tqdm | None = None,
+) -> TaskReport:
+    """Compare every pair of ``sources`` (student -> answer cell) of one task.
+
+    The students whose cell holds nothing beyond ``stub`` (no fingerprint left once the
+    stub's are removed) are listed in ``stub_only`` and take part in no pair.
+    """
+    report, prints = _fingerprints(task, stub, sources)
+    return _compare(report, prints, top, progress)
 
 
 def run(
@@ -287,11 +310,11 @@ def run(
                     report.notes.append(f"{student}/{assignment}: no answer cell {gid}")
             for student, text in sources.items():
                 report.sources[(task.id, student)] = text
-            work.append((task, stubs.get(gid, ""), sources))
-    total = sum(len(s) * (len(s) - 1) // 2 for _, _, s in work)
+            work.append(_fingerprints(task, stubs.get(gid, ""), sources))
+    total = sum(len(tr.compared) * (len(tr.compared) - 1) // 2 for tr, _ in work)
     with tqdm(total=total, desc="comparing", unit="pair", disable=not progress) as bar:
-        for task, stub, sources in work:
-            report.tasks.append(compare_task(task, stub, sources, top, bar))
+        for task_report, prints in work:
+            report.tasks.append(_compare(task_report, prints, top, bar))
     return report
 
 
@@ -361,7 +384,9 @@ HOW_TO_READ = (
     "(<em>b</em> the converse); rows are sorted by their mean. A high score says the two "
     "cells share long token sequences; it is a reason to read both cells, not a finding: "
     "short tasks have few ways to be written, and code from the course material is shared "
-    "by everyone. A low score does not prove independent work either."
+    "by everyone. A low score does not prove independent work either. In the code below, "
+    "a marked docstring or string counts as one token only, and a few shared tokens where "
+    "the kept signature meets a student's first line are normal."
 )
 
 
