@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -55,6 +56,7 @@ TARGET_CPU_RATIO = 1.3
 TARGET_SANDBOX_COST = 0.10
 TARGET_PER_MINUTE = 10.0
 COURSE = 1200  # 300 students x 4 assignments
+RAW = REPO / "build" / "bench" / "grading.json"  # the measured numbers of the last run
 JOBS = "jobs (cluster, sandboxes)"  # the client's timing of the distributed part
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -227,11 +229,17 @@ def section(results: dict, load: tuple, seconds: float) -> str:
             f"{row['two']['per_minute']:.1f} |"
         )
     mean_rate = statistics.fmean(rates_two)
+    idle = statistics.fmean(120 / row["two"]["cpu"] for row in results.values())
     lines += [
         "",
         f"Throughput on 2 workers averaged over the assignments: **{mean_rate:.1f} "
-        f"submissions per minute** (target >= {TARGET_PER_MINUTE:g}: "
-        f"{_met(mean_rate >= TARGET_PER_MINUTE)}).",
+        f"submissions per minute** measured (target >= {TARGET_PER_MINUTE:g}: "
+        f"{_met(mean_rate >= TARGET_PER_MINUTE)}); at the measured CPU per submission, 2 "
+        f"idle cores would grade {idle:.1f} per minute "
+        f"({_met(idle >= TARGET_PER_MINUTE)}). Both columns include the per-run costs "
+        "(Dask's start-up in the wall times; nbgrader's own start-up for feedback, tables "
+        "and export in the CPU, about 4 CPU-s per run) shared by only a few submissions: "
+        "in a class they amortise, on both sides (plain nbgrader starts once per run too).",
         "",
         "### Where a submission's time goes (grader, 1 worker, mean per submission)",
         "",
@@ -281,12 +289,22 @@ def main(argv=None) -> int:
     parser.add_argument("--assignment", action="extend", nargs="+", choices=ASSIGNMENTS)
     parser.add_argument("--submissions", type=int, default=4, help="copies on 2 workers")
     parser.add_argument("--out", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument(
+        "--render", type=Path, help=f"write the section from a saved run ({RAW}) instead"
+    )
     args = parser.parse_args(argv)
     if args.submissions < 2:
         parser.error(f"--submissions: at least 2 (got {args.submissions})")
-    load_before, start = os.getloadavg()[0], time.monotonic()
-    results = measure(args.assignment or list(ASSIGNMENTS), args.submissions)
-    body = section(results, (load_before, os.getloadavg()[0]), time.monotonic() - start)
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        results, load, seconds = saved["results"], tuple(saved["load"]), saved["seconds"]
+    else:
+        load_before, start = os.getloadavg()[0], time.monotonic()
+        results = measure(args.assignment or list(ASSIGNMENTS), args.submissions)
+        load, seconds = (load_before, os.getloadavg()[0]), time.monotonic() - start
+        RAW.parent.mkdir(parents=True, exist_ok=True)
+        RAW.write_text(json.dumps({"results": results, "load": load, "seconds": seconds}))
+    body = section(results, load, seconds)
     update_section(args.out, body)
     print(body)
     return 0

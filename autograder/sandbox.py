@@ -163,8 +163,7 @@ def processes_of(uid: int) -> list[int]:
 def _status(pid: int) -> dict[str, bytes]:
     with open(f"/proc/{pid}/status", "rb") as handle:
         return {
-            k.strip().decode(): v.strip()
-            for k, _, v in (line.partition(b":") for line in handle)
+            k.strip().decode(): v.strip() for k, _, v in (line.partition(b":") for line in handle)
         }
 
 

@@ -16,8 +16,9 @@ def conv2d_im2col(x, k, b=None, stride=1, padding=0):
 MEMORY_BOMB = """
 def conv2d_winograd(x, k, b=None, m=2):
     hoard = []
-    while True:  # 128 MB more each time, until the memory limit stops it
-        hoard.append(torch.ones(2**25))
+    while True:  # 1 GiB more each time, until the memory limit stops it (address space:
+        # the limit is the same for touched pages, only slower to reach on a loaded machine)
+        hoard.append(torch.empty(2**28))
 """
 
 SYS_EXIT = """
