@@ -44,7 +44,9 @@ def test_targets_are_judged_from_the_numbers():
     assert "1.20 met" in rows["precision"] and "+4% met" in rows["precision"], rows["precision"]
     assert "1.40 **missed**" in rows["mnist"] and "+17% **missed**" in rows["mnist"], rows["mnist"]
     # (9 + 12) / 2 = 10.5 per minute on two workers: the throughput target is met
-    assert "**10.5 submissions per minute** (target >= 10: met)" in text, text
+    assert "**10.5 submissions per minute** measured (target >= 10: met)" in text, text
+    # from CPU: 120 / 12 = 10 and 120 / 14 = 8.57 per minute on two idle cores, mean 9.3
+    assert "2 idle cores would grade 9.3 per minute (**missed**)" in text, text
     # 1,200 submissions x 13 CPU-s (mean of 12 and 14) on 8 cores = 0.54 h
     assert "| 8 | 0.54 |" in text, text
     assert "job: execute" in text and "client: feedback" in text and "job: total" not in text
