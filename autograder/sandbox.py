@@ -729,6 +729,8 @@ class UnconfinedProcess:
             pass
 
     def close(self) -> None:
+        if self.popen.poll() is None:  # the last reading, as for a sandbox
+            self.cpu = max(self.cpu, self.cpu_seconds())
         self.kill()
         shutil.rmtree(self.root, ignore_errors=True)
 

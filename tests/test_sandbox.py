@@ -271,3 +271,31 @@ def test_no_sandbox_mode_warns(monkeypatch, capsys):
     with pytest.warns(UserWarning, match="WITHOUT the sandbox"):
         sandbox.warn_insecure()
     assert "trusted code only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("insecure", ["", "1"], ids=["sandbox", "no-sandbox"])
+def test_cpu_of_a_busy_process_is_measured(monkeypatch, insecure):
+    """About 1.5 CPU-s spent in a child of the sandboxed process, read back from /proc
+    (the benchmark compares the two modes, so both must count the same processes)."""
+    monkeypatch.setenv(sandbox.INSECURE_ENV, insecure)
+    busy = "import time\nt = time.process_time()\nwhile time.process_time() - t < 1.5: pass\n"
+    spec = sandbox.Spec(
+        argv=[
+            sys.executable,
+            "-I",
+            "-c",
+            "import subprocess, sys, time\n"
+            f"subprocess.run([sys.executable, '-c', {busy!r}])\n"
+            "print('done', flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        student_build=release_dir() / "dnnkernels",
+        lib_files=LIB_FILES,
+        limits=Limits(),
+    )
+    proc = sandbox.launch(spec, stdout=subprocess.PIPE)
+    try:
+        assert proc.popen.stdout.readline().strip() == b"done"
+    finally:
+        proc.close()
+    assert 1.4 <= proc.cpu <= 10, f"measured {proc.cpu} CPU-s for a 1.5 CPU-s child"
