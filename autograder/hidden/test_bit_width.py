@@ -7,6 +7,8 @@ model from their closed forms.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -16,7 +18,7 @@ from autograder.student import CheckFailed
 
 def accumulate_ref(products: torch.Tensor, bits: int, mode: str):
     lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    rows = products.reshape(-1, products.shape[-1]).tolist()
+    rows = products.reshape(math.prod(products.shape[:-1]), products.shape[-1]).tolist()
     sums, flags = [], []
     for row in rows:
         acc, over = 0, False
