@@ -20,13 +20,14 @@ check: task, points, points earned, outcome and a message for the student.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from autograder import notebooks
 from autograder.paths import release_dir
-from autograder.student import CheckFailed, Payload, StudentCode
+from autograder.student import CheckFailed, Payload, StudentCode, StudentError
 from dnnkernels.tasks import TASKS
 
 _RESULTS_KEY = pytest.StashKey[list]()
@@ -98,9 +99,34 @@ def _title(item) -> str:
     return first.rstrip(".")
 
 
+#: a number standing alone (not part of a name such as int64 or conv2d), and sizes as 3x1100
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?(?!\w|\.\d)")
+_SIZES = re.compile(r"(?<![\w.])\d+(?:x\d+)+(?!\w|\.\d)")
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with its standalone numbers replaced by ``#``.
+
+    An exception raised by the student's code describes the hidden input it failed on
+    ("shapes cannot be multiplied (3x1100 and ...)", "index 12 is out of bounds"): its
+    message is shown with the numbers masked, its type and line in the student's cell kept.
+    """
+    return _NUMBER.sub("#", _SIZES.sub("#x#", text))
+
+
+def _student_message(exc: StudentError) -> str:
+    text = str(exc)
+    if not text.startswith("raised "):
+        return text  # the grader's own account (timeout, crash, missing name)
+    body, sep, where = text.partition(" (line ")
+    return mask_numbers(body) + sep + where
+
+
 def _message(excinfo) -> tuple[str, bool]:
     """Student-facing message of a failure, and whether it is the grader's own fault."""
     exc = excinfo.value
+    if isinstance(exc, StudentError):
+        return _student_message(exc), False
     if isinstance(exc, CheckFailed):
         return str(exc), False
     if isinstance(exc, pytest.skip.Exception):

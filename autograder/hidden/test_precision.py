@@ -36,22 +36,49 @@ def conv_ref(x, k, b=None, stride=1, padding=0):
     return F.conv2d(x.double(), k.double(), b64, stride=stride, padding=padding)
 
 
+def wrap_to(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """int64 values modulo 2**bits of ``dtype``, in two's complement (torch's cast)."""
+    return values.to(torch.int64).to(dtype)
+
+
+def int_conv_ref(x, k, b=None, stride=1, padding=0):
+    """conv2d in exact int64 arithmetic (wrapping modulo 2**64, like torch's integers)."""
+    x, k = x.to(torch.int64), k.to(torch.int64)
+    kh, kw = k.shape[2:]
+    xp = F.pad(x, (padding, padding, padding, padding))
+    windows = xp.unfold(2, kh, stride).unfold(3, kw, stride)  # (N, C, H', W', kh, kw)
+    y = (windows[:, None] * k[None, :, :, None, None]).sum(dim=(2, 5, 6))
+    return y if b is None else y + b.to(torch.int64).view(1, -1, 1, 1)
+
+
 # ------------------------------------------------------------------------------ im2col
 
 
 @pytest.mark.precision_im2col
 @pytest.mark.points(1)
 def test_im2col_values(student):
-    """im2col: values on a float64 batch (N=2, C=3, 3x3 kernels, bias)"""
+    """im2col: float64 values, also without bias, with 1x1 kernels and a 1x1 output"""
     x, k, b = conv_inputs(2, 3, 10, 9, 5, 3, 3, seed=7301)
     got = student.call("conv2d_im2col", x, k, b)
-    expect_close(got, conv_ref(x, k, b), dtype=torch.float64, **F64)
+    expect_close(got, conv_ref(x, k, b), dtype=torch.float64, what="a float64 batch", **F64)
+    x, k, _ = conv_inputs(1, 4, 7, 5, 2, 1, 1, seed=7331, bias=False)
+    got = student.call("conv2d_im2col", x, k, None)
+    expect_close(got, conv_ref(x, k), dtype=torch.float64, what="1x1 kernel, no bias", **F64)
+    x, k, b = conv_inputs(3, 1, 5, 6, 2, 7, 8, seed=7341)
+    got = student.call("conv2d_im2col", x, k, b, stride=1, padding=1)
+    expect_close(
+        got,
+        conv_ref(x, k, b, 1, 1),
+        dtype=torch.float64,
+        what="a kernel as large as the padded input (1x1 output)",
+        **F64,
+    )
 
 
 @pytest.mark.precision_im2col
 @pytest.mark.points(1)
 def test_im2col_stride_padding(student):
-    """im2col: strides 2 and 3, paddings 1 and 2, non-square kernels and odd sizes"""
+    """im2col: strides above 1 with padding, non-square kernels, odd and non-square inputs"""
     for stride, padding, (kh, kw), seed in [(2, 1, (2, 3), 7311), (3, 2, (4, 2), 7321)]:
         x, k, b = conv_inputs(2, 2, 11, 8, 3, kh, kw, seed=seed)
         got = student.call("conv2d_im2col", x, k, b, stride=stride, padding=padding)
@@ -59,36 +86,41 @@ def test_im2col_stride_padding(student):
             got,
             conv_ref(x, k, b, stride, padding),
             dtype=torch.float64,
-            what=f"stride={stride}, padding={padding}",
+            what="a strided, padded case with a non-square kernel",
             **F64,
         )
 
 
 @pytest.mark.precision_im2col
 @pytest.mark.points(1)
-def test_im2col_edge_shapes(student):
-    """im2col: no bias, 1x1 kernels, and a kernel as large as the padded input"""
-    x, k, _ = conv_inputs(1, 4, 7, 5, 2, 1, 1, seed=7331, bias=False)
-    got = student.call("conv2d_im2col", x, k, None)
-    expect_close(got, conv_ref(x, k), dtype=torch.float64, what="1x1 kernel, b=None", **F64)
-    x, k, b = conv_inputs(3, 1, 5, 6, 2, 7, 8, seed=7341)
-    got = student.call("conv2d_im2col", x, k, b, stride=1, padding=1)
-    expect_close(got, conv_ref(x, k, b, 1, 1), dtype=torch.float64, what="1x1 output", **F64)
+def test_im2col_float_dtypes(student):
+    """im2col: float32, float16 and bfloat16 inputs give results of their own dtype"""
+    for dtype, tol in [(torch.float32, 1e-4), (torch.float16, 5e-3), (torch.bfloat16, 3e-2)]:
+        x, k, b = conv_inputs(2, 3, 9, 12, 4, 3, 3, seed=7351, dtype=dtype)
+        got = student.call("conv2d_im2col", x, k, b, stride=2, padding=1)
+        expect_close(got, conv_ref(x, k, b, 2, 1), dtype=dtype, what=str(dtype), rtol=tol, atol=tol)
 
 
 @pytest.mark.precision_im2col
 @pytest.mark.points(1)
-def test_im2col_dtypes(student):
-    """im2col: float32 and int32 inputs keep their dtype (int32 results exact)"""
-    x, k, b = conv_inputs(2, 3, 9, 12, 4, 3, 3, seed=7351, dtype=torch.float32)
-    got = student.call("conv2d_im2col", x, k, b, stride=2, padding=1)
-    expect_close(
-        got, conv_ref(x, k, b, 2, 1), dtype=torch.float32, what="float32", rtol=1e-4, atol=1e-4
-    )
-    x = randint(-9, 10, 2, 2, 7, 6, seed=7361).to(torch.int32)
-    k = randint(-9, 10, 3, 2, 3, 2, seed=7362).to(torch.int32)
-    got = student.call("conv2d_im2col", x, k, None, stride=1, padding=1)
-    expect_equal(got, conv_ref(x, k, None, 1, 1).round().to(torch.int32), what="int32")
+def test_im2col_integer_wraparound(student):
+    """im2col: integer dtypes exact, results that overflow wrap modulo 2**bits"""
+    # small values (exact, no overflow), then products large enough that the sums of
+    # 2 x 3 x 2 = 12 products leave the dtype's range and must wrap (int32, int16, int8),
+    # and int64 sums beyond 2**53 (not exact in float64)
+    cases = [
+        (torch.int32, 10, "int32 without overflow"),
+        (torch.int32, 2**15, "int32 results that wrap around"),
+        (torch.int16, 2**8, "int16 results that wrap around"),
+        (torch.int8, 2**4, "int8 results that wrap around"),
+        (torch.int64, 2**31, "int64 results beyond 2**53"),
+    ]
+    for i, (dtype, high, what) in enumerate(cases):
+        x = randint(-high, high, 2, 2, 7, 6, seed=7361 + 3 * i).to(dtype)
+        k = randint(-high, high, 3, 2, 3, 2, seed=7362 + 3 * i).to(dtype)
+        b = randint(-high, high, 3, seed=7363 + 3 * i).to(dtype)
+        got = student.call("conv2d_im2col", x, k, b, stride=1, padding=1)
+        expect_equal(got, wrap_to(int_conv_ref(x, k, b, 1, 1), dtype), what=what)
 
 
 # ------------------------------------------------------------------------------ winograd
@@ -115,33 +147,40 @@ def test_winograd_f4_values(student):
 @pytest.mark.precision_winograd
 @pytest.mark.points(1)
 def test_winograd_edge_shapes(student):
-    """Winograd: smallest input (3x3 -> 1x1), non-square input, no bias, both tile sizes"""
-    for m, (h, w), seed in [
-        (2, (3, 3), 7421),
-        (4, (3, 3), 7431),
-        (2, (4, 13), 7441),
-        (4, (14, 5), 7451),
+    """Winograd: the smallest input (one output pixel), non-square inputs, no bias"""
+    for m, (h, w), seed, what in [
+        (2, (3, 3), 7421, "F(2x2, 3x3), the smallest input"),
+        (4, (3, 3), 7431, "F(4x4, 3x3), the smallest input"),
+        (2, (4, 13), 7441, "F(2x2, 3x3), a wide input"),
+        (4, (14, 5), 7451, "F(4x4, 3x3), a tall input"),
     ]:
         x, k, _ = conv_inputs(1, 2, h, w, 3, 3, 3, seed=seed, bias=False)
         got = student.call("conv2d_winograd", x, k, None, m=m)
-        expect_close(
-            got,
-            conv_ref(x, k),
-            dtype=torch.float64,
-            what=f"m={m}, {h}x{w} input",
-            rtol=1e-8,
-            atol=1e-8,
-        )
+        expect_close(got, conv_ref(x, k), dtype=torch.float64, what=what, rtol=1e-8, atol=1e-8)
 
 
 @pytest.mark.precision_winograd
 @pytest.mark.points(1)
-def test_winograd_float32(student):
-    """Winograd: float32 in, float32 out (transforms in float32), to float32 accuracy"""
-    x, k, b = conv_inputs(2, 4, 10, 10, 3, 3, 3, seed=7461, dtype=torch.float32)
-    for m, tol in [(2, 1e-4), (4, 1e-3)]:
+def test_winograd_low_precision(student):
+    """Winograd: float32, float16 and bfloat16 in, the same dtype out, to its accuracy"""
+    cases = [
+        (torch.float32, 2, 1e-4),
+        (torch.float32, 4, 1e-3),
+        (torch.float16, 2, 2e-2),
+        (torch.float16, 4, 2e-1),
+        (torch.bfloat16, 2, 2.5e-1),  # F(4x4, 3x3) is too inaccurate in bfloat16 to check
+    ]
+    for dtype, m, tol in cases:
+        x, k, b = conv_inputs(2, 4, 10, 10, 3, 3, 3, seed=7461, dtype=dtype)
         got = student.call("conv2d_winograd", x, k, b, m=m)
-        expect_close(got, conv_ref(x, k, b), dtype=torch.float32, what=f"m={m}", rtol=tol, atol=tol)
+        expect_close(
+            got,
+            conv_ref(x, k, b),
+            dtype=dtype,
+            what=f"F({m}x{m}, 3x3) in {dtype}",
+            rtol=tol,
+            atol=tol,
+        )
 
 
 # ------------------------------------------------------------------------------ fft
@@ -150,32 +189,32 @@ def test_winograd_float32(student):
 @pytest.mark.precision_fft
 @pytest.mark.points(1)
 def test_fft_values(student):
-    """FFT conv2d: float64 values, 3x3 kernels, bias"""
+    """FFT conv2d: float64 values, also without bias, with 1x1 kernels and a 1x1 output"""
     x, k, b = conv_inputs(2, 3, 12, 10, 4, 3, 3, seed=7501)
     got = student.call("conv2d_fft", x, k, b)
-    expect_close(got, conv_ref(x, k, b), dtype=torch.float64, **F64)
+    expect_close(got, conv_ref(x, k, b), dtype=torch.float64, what="a float64 batch", **F64)
+    x, k, _ = conv_inputs(2, 3, 6, 7, 2, 1, 1, seed=7531, bias=False)
+    got = student.call("conv2d_fft", x, k, None)
+    expect_close(got, conv_ref(x, k), dtype=torch.float64, what="1x1 kernel, no bias", **F64)
+    x, k, b = conv_inputs(1, 2, 6, 5, 3, 6, 5, seed=7541)
+    got = student.call("conv2d_fft", x, k, b)
+    expect_close(
+        got,
+        conv_ref(x, k, b),
+        dtype=torch.float64,
+        what="a kernel as large as the input (1x1 output)",
+        **F64,
+    )
 
 
 @pytest.mark.precision_fft
 @pytest.mark.points(1)
 def test_fft_large_kernels(student):
-    """FFT conv2d: large non-square kernels (7x5, 9x9) on non-square inputs"""
+    """FFT conv2d: large non-square kernels on non-square inputs"""
     for (h, w), (kh, kw), seed in [((16, 13), (7, 5), 7511), ((20, 18), (9, 9), 7521)]:
         x, k, b = conv_inputs(1, 2, h, w, 3, kh, kw, seed=seed)
         got = student.call("conv2d_fft", x, k, b)
-        expect_close(got, conv_ref(x, k, b), dtype=torch.float64, what=f"{kh}x{kw} kernel", **F64)
-
-
-@pytest.mark.precision_fft
-@pytest.mark.points(1)
-def test_fft_edge_shapes(student):
-    """FFT conv2d: no bias, 1x1 kernels, and a kernel as large as the input"""
-    x, k, _ = conv_inputs(2, 3, 6, 7, 2, 1, 1, seed=7531, bias=False)
-    got = student.call("conv2d_fft", x, k, None)
-    expect_close(got, conv_ref(x, k), dtype=torch.float64, what="1x1 kernel, b=None", **F64)
-    x, k, b = conv_inputs(1, 2, 6, 5, 3, 6, 5, seed=7541)
-    got = student.call("conv2d_fft", x, k, b)
-    expect_close(got, conv_ref(x, k, b), dtype=torch.float64, what="1x1 output", **F64)
+        expect_close(got, conv_ref(x, k, b), dtype=torch.float64, what="a large kernel", **F64)
 
 
 @pytest.mark.precision_fft
@@ -185,6 +224,16 @@ def test_fft_float32(student):
     x, k, b = conv_inputs(2, 3, 11, 12, 2, 5, 3, seed=7551, dtype=torch.float32)
     got = student.call("conv2d_fft", x, k, b)
     expect_close(got, conv_ref(x, k, b), dtype=torch.float32, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.precision_fft
+@pytest.mark.points(1)
+def test_fft_half_precision(student):
+    """FFT conv2d: float16 and bfloat16 inputs (accepted by the docstring) keep their dtype"""
+    for dtype, tol in [(torch.float16, 1e-2), (torch.bfloat16, 5e-2)]:
+        x, k, b = conv_inputs(2, 3, 11, 12, 2, 5, 3, seed=7561, dtype=dtype)
+        got = student.call("conv2d_fft", x, k, b)
+        expect_close(got, conv_ref(x, k, b), dtype=dtype, what=str(dtype), rtol=tol, atol=tol)
 
 
 # ------------------------------------------------------------------------------ matmul_svd
@@ -202,7 +251,7 @@ def test_matmul_svd_full_rank(student):
     """matmul_svd: no ranks, and full ranks, equal A @ B"""
     A, B = randn(9, 14, seed=7601), randn(14, 6, seed=7602)
     expect_close(
-        student.call("matmul_svd", A, B), A @ B, dtype=torch.float64, what="ranks None", **F64
+        student.call("matmul_svd", A, B), A @ B, dtype=torch.float64, what="no ranks", **F64
     )
     got = student.call("matmul_svd", A, B, rank_A=9, rank_B=6)
     expect_close(got, A @ B, dtype=torch.float64, what="full ranks", **F64)
@@ -214,36 +263,34 @@ def test_matmul_svd_one_factor(student):
     """matmul_svd: only A truncated, then only B truncated"""
     A, B = randn(12, 10, seed=7611), randn(10, 8, seed=7612)
     got = student.call("matmul_svd", A, B, rank_A=3)
-    expect_close(got, truncated(A, 3) @ B, dtype=torch.float64, what="rank_A=3", **F64)
+    expect_close(got, truncated(A, 3) @ B, dtype=torch.float64, what="only A truncated", **F64)
     got = student.call("matmul_svd", A, B, rank_B=2)
-    expect_close(got, A @ truncated(B, 2), dtype=torch.float64, what="rank_B=2", **F64)
+    expect_close(got, A @ truncated(B, 2), dtype=torch.float64, what="only B truncated", **F64)
 
 
 @pytest.mark.precision_matmul_svd
 @pytest.mark.points(1)
 def test_matmul_svd_both_factors(student):
-    """matmul_svd: both truncated (both association orders), and float32 in/out"""
-    for (m, k, n), (r, s), seed in [((7, 12, 30), (2, 4), 7621), ((30, 12, 5), (4, 2), 7631)]:
+    """matmul_svd: both truncated (both association orders), float32 and bfloat16 in/out"""
+    for (m, k, n), (r, s), seed, what in [
+        ((7, 12, 30), (2, 4), 7621, "both truncated, a wide product"),
+        ((30, 12, 5), (4, 2), 7631, "both truncated, a tall product"),
+    ]:
         A, B = randn(m, k, seed=seed), randn(k, n, seed=seed + 1)
         got = student.call("matmul_svd", A, B, rank_A=r, rank_B=s)
+        expect_close(got, truncated(A, r) @ truncated(B, s), dtype=torch.float64, what=what, **F64)
+    for dtype, tol in [(torch.float32, 1e-4), (torch.bfloat16, 1e-1)]:
+        A = randn(8, 10, seed=7641, dtype=dtype)
+        B = randn(10, 6, seed=7642, dtype=dtype)
+        got = student.call("matmul_svd", A, B, rank_A=4, rank_B=5)
         expect_close(
             got,
-            truncated(A, r) @ truncated(B, s),
-            dtype=torch.float64,
-            what=f"({m}x{k}) @ ({k}x{n}), ranks {r}, {s}",
-            **F64,
+            truncated(A, 4) @ truncated(B, 5),
+            dtype=dtype,
+            what=str(dtype),
+            rtol=tol,
+            atol=tol,
         )
-    A = randn(8, 10, seed=7641, dtype=torch.float32)
-    B = randn(10, 6, seed=7642, dtype=torch.float32)
-    got = student.call("matmul_svd", A, B, rank_A=4, rank_B=5)
-    expect_close(
-        got,
-        truncated(A, 4) @ truncated(B, 5),
-        dtype=torch.float32,
-        what="float32",
-        rtol=1e-4,
-        atol=1e-4,
-    )
 
 
 # ------------------------------------------------------------------------------ matmul_log
@@ -251,22 +298,17 @@ def test_matmul_svd_both_factors(student):
 
 @pytest.mark.precision_matmul_log
 @pytest.mark.points(1)
-def test_matmul_log_positive(student):
-    """matmul_log: positive entries, float64"""
-    A, B = randn(6, 9, seed=7701).abs() + 0.1, randn(9, 7, seed=7702).abs() + 0.1
-    expect_close(student.call("matmul_log", A, B), A @ B, dtype=torch.float64, **F64)
-
-
-@pytest.mark.precision_matmul_log
-@pytest.mark.points(1)
 def test_matmul_log_signs_and_zeros(student):
-    """matmul_log: negative entries and exact zeros (a zero row gives exact zeros)"""
+    """matmul_log: positive entries, negative entries and exact zeros (zero rows stay zero)"""
+    A, B = randn(6, 9, seed=7701).abs() + 0.1, randn(9, 7, seed=7702).abs() + 0.1
+    got = student.call("matmul_log", A, B)
+    expect_close(got, A @ B, dtype=torch.float64, what="positive entries", **F64)
     A, B = randn(7, 8, seed=7711), randn(8, 5, seed=7712)
     A[2] = 0.0
     A[:, 3] = 0.0
     B[5, 1] = 0.0
     got = student.call("matmul_log", A, B)
-    expect_close(got, A @ B, dtype=torch.float64, **F64)
+    expect_close(got, A @ B, dtype=torch.float64, what="signs and zeros", **F64)
     if bool((got[2] != 0).any()):
         raise CheckFailed("output: the row of a zero row of A is not exactly zero")
 
@@ -278,13 +320,30 @@ def test_matmul_log_shapes_float32(student):
     A = randn(5, 11, seed=7721, dtype=torch.float32)
     B = randn(11, 4, seed=7722, dtype=torch.float32)
     got = student.call("matmul_log", A, B)
-    expect_close(got, A.double() @ B.double(), dtype=torch.float32, rtol=1e-4, atol=1e-4)
+    expect_close(
+        got, A.double() @ B.double(), dtype=torch.float32, what="float32", rtol=1e-4, atol=1e-4
+    )
     a, b = randn(1, 1, seed=7723), randn(1, 1, seed=7724)
     expect_close(student.call("matmul_log", a, b), a @ b, dtype=torch.float64, what="1x1", **F64)
     a, b = randn(1, 13, seed=7725), randn(13, 1, seed=7726)
     expect_close(
         student.call("matmul_log", a, b), a @ b, dtype=torch.float64, what="row x column", **F64
     )
+
+
+@pytest.mark.precision_matmul_log
+@pytest.mark.points(1)
+def test_matmul_log_blocks(student):
+    """matmul_log: sizes that need several row blocks, and rows too long for one block"""
+    # about 2**20 products per block: many rows of a small product make several blocks
+    # (the last one partial); one row of a product with K * N > 2**20 is a block by itself
+    for (m, k, n), seed, what in [
+        ((70, 160, 120), 7731, "a product that needs several row blocks"),
+        ((3, 1100, 1000), 7741, "rows with more products than one block holds"),
+    ]:
+        A, B = randn(m, k, seed=seed), randn(k, n, seed=seed + 1)
+        got = student.call("matmul_log", A, B)
+        expect_close(got, A @ B, dtype=torch.float64, what=what, rtol=1e-9, atol=1e-9)
 
 
 # ------------------------------------------------------------------------------ log_approx
@@ -300,18 +359,25 @@ def quantised(M: torch.Tensor, f: int) -> torch.Tensor:
 @pytest.mark.precision_matmul_log_approx
 @pytest.mark.points(1)
 def test_matmul_log_approx_values(student):
-    """matmul_log_approx: equals the product of the quantised matrices (f = 4, mixed signs)"""
+    """matmul_log_approx: equals the product of the quantised matrices (mixed signs)"""
     A, B = randn(9, 17, seed=7801), randn(17, 6, seed=7802)
     got = student.call("matmul_log_approx", A, B, frac_bits=4)
     Aq, Bq = quantised(A, 4), quantised(B, 4)
     scale = A.abs() @ B.abs()
-    expect_close(got, Aq @ Bq, dtype=torch.float64, rtol=1e-9, atol=float(scale.max()) * 1e-12)
+    expect_close(
+        got,
+        Aq @ Bq,
+        dtype=torch.float64,
+        what="mixed signs",
+        rtol=1e-9,
+        atol=float(scale.max()) * 1e-12,
+    )
 
 
 @pytest.mark.precision_matmul_log_approx
 @pytest.mark.points(1)
 def test_matmul_log_approx_bits_and_zeros(student):
-    """matmul_log_approx: f = 0 and f = 8, exact zeros, float32 in/out"""
+    """matmul_log_approx: no and many fraction bits, exact zeros, float32, row blocks"""
     A, B = randn(6, 12, seed=7811), randn(12, 5, seed=7812)
     A[1] = 0.0
     B[:, 2] = 0.0
@@ -321,7 +387,7 @@ def test_matmul_log_approx_bits_and_zeros(student):
             got,
             quantised(A, f) @ quantised(B, f),
             dtype=torch.float64,
-            what=f"frac_bits={f}",
+            what="no fraction bits" if f == 0 else "many fraction bits",
             rtol=1e-9,
             atol=1e-12,
         )
@@ -335,4 +401,15 @@ def test_matmul_log_approx_bits_and_zeros(student):
         what="float32",
         rtol=1e-5,
         atol=1e-5,
+    )
+    # one row of a product with K * N > 2**20 products is a row block by itself
+    A, B = randn(2, 1100, seed=7821), randn(1100, 1000, seed=7822)
+    got = student.call("matmul_log_approx", A, B, frac_bits=3)
+    expect_close(
+        got,
+        quantised(A, 3) @ quantised(B, 3),
+        dtype=torch.float64,
+        what="rows with more products than one block holds",
+        rtol=1e-9,
+        atol=1e-9,
     )

@@ -22,42 +22,107 @@ def errors_ref(M: torch.Tensor, ranks) -> torch.Tensor:
 
 @pytest.mark.svd_rank_errors
 @pytest.mark.points(1)
-def test_errors_random_matrix(student):
-    """low_rank_errors: values on a random matrix, ranks in any order with repeats"""
+def test_errors_random_and_low_rank(student):
+    """low_rank_errors: a random matrix (ranks in any order, repeats), an exactly low-rank one"""
     M = randn(20, 13, seed=8101)
     ranks = [5, 1, 12, 5, 3]
     got = student.call("low_rank_errors", M, ranks)
-    expect_close(got, errors_ref(M, ranks), dtype=torch.float64, rtol=1e-9, atol=1e-12)
-
-
-@pytest.mark.svd_rank_errors
-@pytest.mark.points(1)
-def test_errors_exact_low_rank(student):
-    """low_rank_errors: an exactly rank-3 matrix (zero error from rank 3 on), full rank gives 0"""
+    expect_close(
+        got,
+        errors_ref(M, ranks),
+        dtype=torch.float64,
+        what="a random matrix",
+        rtol=1e-9,
+        atol=1e-12,
+    )
     M = randn(15, 3, seed=8111) @ randn(3, 11, seed=8112)
     ranks = [1, 2, 3, 4, 11]
     got = student.call("low_rank_errors", M, ranks)
-    expect_close(got, errors_ref(M, ranks), dtype=torch.float64, rtol=1e-8, atol=1e-10)
+    expect_close(
+        got,
+        errors_ref(M, ranks),
+        dtype=torch.float64,
+        what="an exactly low-rank matrix",
+        rtol=1e-8,
+        atol=1e-10,
+    )
 
 
 @pytest.mark.svd_rank_errors
 @pytest.mark.points(1)
 def test_errors_shapes_and_dtype(student):
-    """low_rank_errors: float32 and wide matrices give float64 errors of shape (len(ranks),)"""
+    """low_rank_errors: float32 and wide matrices give float64 errors, one per rank"""
     M = randn(6, 30, seed=8121, dtype=torch.float32)
     ranks = [2, 6]
     got = student.call("low_rank_errors", M, ranks)
-    expect_tensor(got, (2,), torch.float64, what="float32 input")
-    expect_close(got, errors_ref(M, ranks), dtype=torch.float64, rtol=1e-5, atol=1e-6)
+    expect_tensor(got, (2,), torch.float64, what="a float32 matrix")
+    expect_close(
+        got,
+        errors_ref(M, ranks),
+        dtype=torch.float64,
+        what="a float32 matrix",
+        rtol=1e-5,
+        atol=1e-6,
+    )
     M = randn(40, 4, seed=8131)
     got = student.call("low_rank_errors", M, [4])
     expect_close(
-        got, errors_ref(M, [4]), dtype=torch.float64, what="tall, one rank", rtol=1e-9, atol=1e-12
+        got,
+        errors_ref(M, [4]),
+        dtype=torch.float64,
+        what="a tall matrix, one rank",
+        rtol=1e-9,
+        atol=1e-12,
     )
     values = student.call("low_rank_errors", randn(9, 9, seed=8141), list(range(1, 10)))
-    expect_tensor(values, (9,), torch.float64)
+    expect_tensor(values, (9,), torch.float64, what="every rank of a square matrix")
     if bool((values[1:] > values[:-1] + 1e-12).any()):
         raise CheckFailed("errors increase with the rank")
+
+
+def with_spectrum(s: list[float], m: int, n: int, seed: int) -> torch.Tensor:
+    """An (m, n) float64 matrix with singular values ``s`` and random singular vectors."""
+    U, _ = torch.linalg.qr(randn(m, len(s), seed=seed))
+    V, _ = torch.linalg.qr(randn(n, len(s), seed=seed + 1))
+    return (U * torch.tensor(s, dtype=torch.float64)) @ V.T
+
+
+@pytest.mark.svd_rank_errors
+@pytest.mark.points(1)
+def test_errors_tiny_singular_values(student):
+    """low_rank_errors: tiny singular values give tiny errors, to full relative accuracy"""
+    # the tail energy must be summed from the small end (total - cumsum cancels to 0), and
+    # in float64 (a float32 SVD of a float32 matrix is off by ~1e-7 of the largest value)
+    M = torch.diag(torch.tensor([1.0, 1e-9, 1e-12], dtype=torch.float64))
+    got = student.call("low_rank_errors", M, [1, 2, 3])
+    expect_close(
+        got,
+        errors_ref(M, [1, 2, 3]),
+        dtype=torch.float64,
+        what="a diagonal matrix with tiny singular values",
+        rtol=1e-6,
+        atol=0.0,
+    )
+    M = with_spectrum([10.0**-e for e in range(8)], 11, 9, seed=8151)
+    got = student.call("low_rank_errors", M, [7, 3, 5, 1])
+    expect_close(
+        got,
+        errors_ref(M, [7, 3, 5, 1]),
+        dtype=torch.float64,
+        what="a non-square matrix with a spectrum over many orders of magnitude",
+        rtol=1e-6,
+        atol=0.0,
+    )
+    M32 = with_spectrum([1.0, 1e-3, 1e-6, 1e-7], 7, 5, seed=8161).float()
+    got = student.call("low_rank_errors", M32, [2, 3])
+    expect_close(
+        got,
+        errors_ref(M32, [2, 3]),
+        dtype=torch.float64,
+        what="a float32 matrix with small singular values (computed in float64?)",
+        rtol=1e-3,
+        atol=0.0,
+    )
 
 
 def flops_ref(m: int, k: int, n: int, r: int) -> tuple[int, int]:
@@ -74,18 +139,25 @@ def test_flops_square(student):
         if not isinstance(got, tuple) or len(got) != 2:
             raise CheckFailed("expected a tuple (factored, dense)")
         factored, dense = flops_ref(m, k, n, r)
-        expect_int(got[1], dense, what=f"dense FLOPs for m=k=n={m}")
-        expect_int(got[0], factored, what=f"factored FLOPs for m=k=n={m}, rank {r}")
+        expect_int(got[1], dense, what="dense FLOPs of a square product")
+        expect_int(got[0], factored, what="factored FLOPs of a square product")
 
 
 @pytest.mark.svd_rank_flops
 @pytest.mark.points(1)
 def test_flops_rectangular(student):
     """factored_matmul_flops: rectangular shapes, where the left-first order can be cheaper"""
-    for m, k, n, r in [(3, 4, 1000, 3), (1000, 20, 7, 5), (64, 2048, 1, 64), (10, 10, 10, 10)]:
+    cases = [
+        (3, 4, 1000, 3, "a small A times a wide B (left first is cheaper)"),
+        (1000, 20, 7, 5, "a tall A times a narrow B"),
+        (64, 2048, 1, 64, "a matrix times a vector, full rank"),
+        (10, 10, 10, 10, "a square product at full rank (both orders cost the same)"),
+        (5000, 3000, 7000, 2900, "large shapes, rank near the smaller dimension"),
+    ]
+    for m, k, n, r, what in cases:
         got = student.call("factored_matmul_flops", m, k, n, r)
         if not isinstance(got, tuple) or len(got) != 2:
             raise CheckFailed("expected a tuple (factored, dense)")
         factored, dense = flops_ref(m, k, n, r)
-        expect_int(got[1], dense, what=f"dense FLOPs for ({m}, {k}, {n})")
-        expect_int(got[0], factored, what=f"factored FLOPs for ({m}, {k}, {n}), rank {r}")
+        expect_int(got[1], dense, what=f"dense FLOPs, {what}")
+        expect_int(got[0], factored, what=f"factored FLOPs, {what}")

@@ -105,16 +105,18 @@ _ = torch.manual_seed(0)  # the visible checks draw reproducible inputs
 # ## 2. Exercise: an SVD layer (`mnist_svd_linear`, 4 points)
 #
 # Write the class `SVDLinear`: built from a trained `nn.Linear` and a rank $k$, it computes
-# the truncated SVD of the weight **once**, in float64 (with `truncated_svd`), and keeps two
-# thin factors as `nn.Parameter`s, in the dtype of the original weight:
+# the truncated SVD of the weight **once** (with `truncated_svd`, in the dtype of the
+# weight) and keeps exactly these parameters, in that dtype:
 #
-# - `V`, shape `(in_features, k)`: $V_k$;
+# - `V`, shape `(in_features, k)`: $V_k$, with orthonormal columns;
 # - `SUt`, shape `(k, out_features)`: $\Sigma_k U_k^\top$, the singular values folded into
-#   the output-side factor;
+#   the output-side factor (there is no separate parameter for $S_k$);
 # - `bias`: a copy of the layer's bias (or `None` when it has none).
 #
-# `forward(x)` returns `(x @ V) @ SUt + bias`: two matrix products, never the rebuilt
-# weight. Read the docstring for the details.
+# That is $k(\text{in} + \text{out}) + \text{out}$ parameters with a bias,
+# $k(\text{in} + \text{out})$ without. `forward(x)` returns `(x @ V) @ SUt + bias`: two
+# matrix products, never the rebuilt weight. The visible checks below and the hidden
+# checks hold you to this one contract (the docstring states it too).
 
 # %% tags=["answer:mnist_svd_linear"]
 # generated from src/dnnkernels/lowrank.py: SVDLinear
@@ -159,6 +161,9 @@ for rank in (12, 4, 1):
 no_bias = nn.Linear(20, 12, bias=False).double()
 layer = SVDLinear(no_bias, 12)
 assert layer.bias is None, "a layer without bias gives an SVDLinear with bias None"
+assert sum(p.numel() for p in layer.parameters()) == 12 * (20 + 12), (
+    "without bias: expected k*(in + out) parameters (the factors V and SUt only)"
+)
 assert torch.allclose(layer(x), no_bias(x), rtol=1e-9, atol=1e-9), (
     "without bias, full rank: SVDLinear(linear, min(in, out))(x) differs from linear(x)"
 )
