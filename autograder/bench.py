@@ -206,7 +206,11 @@ def section(results: dict, load: tuple, seconds: float) -> str:
         "kernel, one torch thread, no sandbox, no hidden checks. *grader*: canonical "
         "notebook, the hidden checks against a sandboxed runner, the notebook executed once "
         "in a sandboxed kernel, feedback, gradebook, tables (1 local Dask worker). "
-        "*no sandbox*: the same with `--no-sandbox`.",
+        "*no sandbox*: the same with `--no-sandbox`. Each cell is the mean of "
+        f"{min(r['sandbox']['n'] for r in results.values())} submissions: on a loaded "
+        "machine, repeated runs move a cell's CPU by up to a third (cache and memory "
+        "contention), which is larger than the sandbox's own cost, so the sandbox column "
+        "is noise-limited; the stage table below shows where the time goes.",
         "",
         "| assignment | plain CPU-s | grader CPU-s | ratio (target <= "
         f"{TARGET_CPU_RATIO:g}) | no-sandbox CPU-s | sandbox cost (target <= "

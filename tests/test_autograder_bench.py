@@ -16,6 +16,7 @@ def _run(cpu, per_minute, stages=None):
         "wall": cpu * 1.1,
         "per_minute": per_minute,
         "jobs_wall": 5.0,
+        "n": 2,
         "stages": stages or {"execute": {"cpu": cpu, "wall": cpu}, "total": {"wall": cpu}},
         "client": {"feedback": {"cpu": 0.5, "wall": 0.6}},
     }
