@@ -149,7 +149,7 @@ def _too_many_flops(record: dict, name: str, honest: int, dense: int, what: str)
     flops = record["flops"]
     if flops > SLACK * honest and flops >= 0.9 * dense:
         raise MethodViolation(
-            f"`{name}` spent the FLOPs of a dense product ({flops / honest:.0f}x those of the "
+            f"`{name}` spent the FLOPs of a dense product ({flops / honest:.1f}x those of the "
             f"factored product): {what}; a product that is not factored earns no points "
             "for this task"
         )
@@ -296,17 +296,33 @@ def check_method(student, name: str, *args, **kwargs):
     Returns the value of the method check's own call (for the caller to compare; a wrong
     value fails the check without voiding the task, the value checks already cost it).
     """
+    judge_all(student.recorded_calls(name))  # first: a failing call below must not hide them
     if name == "svd_linear":
         value = student.adapter(name, *args, **kwargs)
     else:
         value = student.call(name, *args, **kwargs)
-    calls = student.recorded_calls(name)
-    judge_all(calls)
-    return value, calls[-1]
+    own = student.recorded_calls(name)[-1]
+    judge(own)
+    return value, own
+
+
+#: what the other checks of a task say once its method check found a forbidden shortcut
+VOIDED = "not counted: the method check of this task found a forbidden shortcut (see below)"
+
+
+def apply_vetoes(records: list) -> None:
+    """A method check that found a forbidden shortcut voids every point of its task."""
+    vetoed = {r["task"] for r in records if r.get("veto")}
+    for record in records:
+        if record["task"] in vetoed and not record.get("veto"):
+            if record["outcome"] == "passed":
+                record.update(outcome="failed", message=VOIDED)
+            record["earned"] = 0.0
 
 
 __all__ = [
     "MethodViolation",
+    "apply_vetoes",
     "check_method",
     "factored_flops",
     "judge",

@@ -129,6 +129,8 @@ LEAVING = ("numpy", "tolist", "__array__", "data_ptr", "__dlpack__", "untyped_st
 
 
 def _python_name(func) -> str:
+    if type(func).__name__ in ("OpOverload", "OpOverloadPacket"):  # torch.ops.aten.*
+        return str(func)
     qualname = str(getattr(func, "__qualname__", None) or getattr(func, "__name__", "?"))
     head, _, tail = qualname.partition(".")
     if head == "_VariableFunctionsClass":
@@ -237,8 +239,10 @@ def record_call(function, args, kwargs, known=()):
                 intact = bool(_get_current_function_mode_stack()) and (
                     _get_current_function_mode_stack()[-1] is calls
                 )
-            intact = intact and bool(_get_current_dispatch_mode_stack()) and (
-                _get_current_dispatch_mode_stack()[-1] is operations
+            intact = (
+                intact
+                and bool(_get_current_dispatch_mode_stack())
+                and (_get_current_dispatch_mode_stack()[-1] is operations)
             )
     results = value if isinstance(value, (tuple, list)) else (value,)
     tensors = [t for t in results if isinstance(t, torch.Tensor)]

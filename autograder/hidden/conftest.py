@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from autograder import notebooks
-from autograder.methods import MethodViolation
+from autograder.methods import MethodViolation, apply_vetoes
 from autograder.paths import release_dir
 from autograder.student import CheckFailed, Payload, StudentCode
 from dnnkernels.tasks import TASKS
@@ -149,20 +149,6 @@ def pytest_runtest_makereport(item, call):
             )
             if call.excinfo is not None and isinstance(call.excinfo.value, MethodViolation):
                 record["veto"] = True
-
-
-#: what the other checks of a task say once its method check found a forbidden shortcut
-VOIDED = "not counted: the method check of this task found a forbidden shortcut (see below)"
-
-
-def apply_vetoes(records: list) -> None:
-    """A method check that found a forbidden shortcut voids every point of its task."""
-    vetoed = {r["task"] for r in records if r.get("veto")}
-    for record in records:
-        if record["task"] in vetoed and not record.get("veto"):
-            if record["outcome"] == "passed":
-                record.update(outcome="failed", message=VOIDED)
-            record["earned"] = 0.0
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -27,5 +27,7 @@ def test_svd_linear_method(student):
     try:
         expect_close(y, expected, dtype=torch.float64, rtol=1e-8, atol=1e-8)
     except CheckFailed as failure:
-        raise CheckFailed(f"the method could not be judged, the result is wrong ({failure})")
+        raise CheckFailed(
+            f"the method could not be judged, the result is wrong ({failure})"
+        ) from None
     require_work(call)

@@ -26,7 +26,9 @@ def judged(student, name, expected, *args, **kwargs):
     try:
         expect_close(value, expected, dtype=torch.float64, **F64)
     except CheckFailed as failure:
-        raise CheckFailed(f"the method could not be judged, the result is wrong ({failure})")
+        raise CheckFailed(
+            f"the method could not be judged, the result is wrong ({failure})"
+        ) from None
     require_work(call)
 
 

@@ -114,7 +114,10 @@ _ = torch.manual_seed(0)  # the visible checks draw reproducible inputs
 # - `bias`: a copy of the layer's bias (or `None` when it has none).
 #
 # `forward(x)` returns `(x @ V) @ SUt + bias`: two matrix products, never the rebuilt
-# weight. Read the docstring for the details.
+# weight. Read the docstring for the details. The graders record the FLOPs of your forward
+# pass: one that multiplies by the rebuilt weight (e.g. `x @ (V @ SUt)`, about
+# `in·out / (k·(in + out))` times the FLOPs of the two thin products) earns **none** of this
+# task's points, even with right values; so does work done outside torch (numpy, lists).
 
 # %% tags=["answer:mnist_svd_linear"]
 # generated from src/dnnkernels/lowrank.py: SVDLinear
