@@ -19,6 +19,8 @@ here; this process
      one when it ends, after which the next cell waits for the grader's ``next`` (so the
      grader can tell which cell ended the sandbox);
    - ``call``: call a function the cells defined, e.g. ``conv2d_im2col(x, k, b)``;
+   - ``record``: the same as ``call``, under torch's recording modes; the reply holds the
+     value and a plain record of the torch operations and FLOPs (:func:`record_call`);
    - ``adapter``: run a named adapter for class tasks (``svd_linear``).
 
 Messages travel on two pipes as :mod:`multiprocessing.connection` messages (one JSON header,
@@ -118,6 +120,146 @@ def _strip_magics(source: str) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------- recording
+
+#: aten operations whose every call is reported, however many distinct operations there are
+KEEP_OPS = ("conv", "mm", "mv", "dot", "matmul", "linear", "fft", "einsum", "exp", "pow", "log")
+MAX_NAMES = 200  # distinct names reported (the wire format takes at most 256 per dict)
+LEAVING = ("numpy", "tolist", "__array__", "data_ptr", "__dlpack__", "untyped_storage", "storage")
+
+
+def _python_name(func) -> str:
+    if type(func).__name__ in ("OpOverload", "OpOverloadPacket"):  # torch.ops.aten.*
+        return str(func)
+    qualname = str(getattr(func, "__qualname__", None) or getattr(func, "__name__", "?"))
+    head, _, tail = qualname.partition(".")
+    if head == "_VariableFunctionsClass":
+        return "torch." + tail
+    if head in ("TensorBase", "Tensor") and tail:
+        return "Tensor." + tail.split(".")[0]
+    module = getattr(func, "__module__", None)
+    return f"{module}.{qualname}" if module else qualname
+
+
+def _capped(counts: dict) -> dict:
+    if len(counts) <= MAX_NAMES:
+        return dict(counts)
+    kept = {k: v for k, v in counts.items() if any(w in k for w in KEEP_OPS)}
+    for key, value in sorted(counts.items(), key=lambda kv: -kv[1]):
+        if len(kept) >= MAX_NAMES:
+            break
+        kept.setdefault(key, value)
+    return kept
+
+
+def record_call(function, args, kwargs, known=()):
+    """``function(*args, **kwargs)`` under torch's own recording modes: (value, record).
+
+    A ``TorchDispatchMode`` sees every aten operation (whatever Python name reached it:
+    ``F.conv2d``, ``torch.conv2d``, ``nn.Conv2d`` all end in ``aten.convolution``), a
+    ``TorchFunctionMode`` the Python-level torch functions and tensor methods, and
+    ``torch.utils.flop_counter.FlopCounterMode`` the FLOPs of the matrix products and
+    convolutions. The record is plain data (the grader decides, in its own process):
+
+    - ``ops``: aten operation -> calls; ``elements``: aten operation -> elements of its outputs;
+    - ``functions``: Python-level torch function -> calls; ``flops``: FLOPs (FlopCounterMode);
+    - ``unknown``: elements of tensors that fed a recorded operation but were neither an
+      argument (or in ``known``) nor the output of a recorded operation (values computed
+      outside the recording: small constants of the cell are normal, the result is not);
+    - ``left``: elements of tensors turned into numpy arrays, lists or raw memory;
+    - ``origin``: the result (a tensor, or every tensor of a tuple) is an argument or the
+      output of a recorded operation;
+    - ``intact``: the recording modes were still in place when the function returned.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode, _get_current_function_mode_stack
+    from torch.utils._python_dispatch import TorchDispatchMode, _get_current_dispatch_mode_stack
+    from torch.utils._pytree import tree_leaves
+    from torch.utils.flop_counter import FlopCounterMode
+
+    ops: dict = {}
+    elements: dict = {}
+    functions: dict = {}
+    seen: dict = {}  # storage address -> storage (kept alive: no address is reused)
+    stats = {"unknown": 0, "left": 0}
+    strange: set = set()
+
+    def storage(t):
+        try:
+            with torch._C.DisableTorchFunction():
+                s = torch.Tensor.untyped_storage(t)
+                return s.data_ptr(), s
+        except Exception:  # noqa: BLE001 - tensors without storage
+            return None, None
+
+    def numel(t) -> int:
+        with torch._C.DisableTorchFunction():
+            return int(torch.Tensor.numel(t))
+
+    for t in [*tree_leaves((args, kwargs)), *known]:
+        if isinstance(t, torch.Tensor):
+            key, s = storage(t)
+            if key is not None:
+                seen[key] = s
+
+    class Operations(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, a=(), kw=None):
+            kw = kw or {}
+            for t in tree_leaves((a, kw)):
+                if isinstance(t, torch.Tensor):
+                    key, s = storage(t)
+                    if key is not None and key not in seen and key not in strange:
+                        strange.add(key)
+                        stats["unknown"] += numel(t)
+            out = func(*a, **kw)
+            name = str(func.overloadpacket)
+            ops[name] = ops.get(name, 0) + 1
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    elements[name] = elements.get(name, 0) + numel(t)
+                    key, s = storage(t)
+                    if key is not None:
+                        seen[key] = s
+            return out
+
+    class Functions(TorchFunctionMode):
+        def __torch_function__(self, func, types, a=(), kw=None):
+            name = _python_name(func)
+            functions[name] = functions.get(name, 0) + 1
+            if name.rpartition(".")[2] in LEAVING and a and isinstance(a[0], torch.Tensor):
+                stats["left"] += numel(a[0])
+            return func(*a, **(kw or {}))
+
+    flops = FlopCounterMode(display=False)
+    operations, calls = Operations(), Functions()
+    with flops:
+        with operations:
+            with calls:
+                value = function(*args, **kwargs)
+                intact = bool(_get_current_function_mode_stack()) and (
+                    _get_current_function_mode_stack()[-1] is calls
+                )
+            intact = (
+                intact
+                and bool(_get_current_dispatch_mode_stack())
+                and (_get_current_dispatch_mode_stack()[-1] is operations)
+            )
+    results = value if isinstance(value, (tuple, list)) else (value,)
+    tensors = [t for t in results if isinstance(t, torch.Tensor)]
+    origin = bool(tensors) and all(storage(t)[0] in seen for t in tensors)
+    record = {
+        "ops": _capped(ops),
+        "elements": {k: elements.get(k, 0) for k in _capped(ops)},
+        "functions": _capped(functions),
+        "flops": int(flops.get_total_flops()),
+        "unknown": stats["unknown"],
+        "left": stats["left"],
+        "origin": origin,
+        "intact": bool(intact),
+    }
+    return value, record
+
+
 # ---------------------------------------------------------------------------- adapters
 
 
@@ -125,13 +267,14 @@ class MissingName(LookupError):
     """An adapter did not find the student's definition (reported as "Missing")."""
 
 
-def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True):
+def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True, record=False):
     """Build ``nn.Linear(weight, bias)``, then the student's ``SVDLinear(linear, rank)``.
 
     Returns a dict: ``y`` (the forward output on ``x``), ``module`` (is it an
     ``nn.Module``), ``params`` (number of scalar parameters), ``full`` (does it keep a
     parameter or buffer the size of the whole weight), ``grad`` (after ``y.sum().backward()``,
-    did every parameter get a finite gradient).
+    did every parameter get a finite gradient); with ``record``, ``record``: what the forward
+    pass did (:func:`record_call`; the layer's tensors count as its inputs).
     """
     import torch
 
@@ -145,8 +288,13 @@ def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True):
         if bias is not None:
             linear.bias.copy_(bias)
     layer = cls(linear, rank)
-    y = layer(x)
+    if record:
+        y, trace = record_call(layer, (x,), {}, known=_layer_tensors(torch, layer))
+    else:
+        y, trace = layer(x), None
     result = {"y": y, "module": isinstance(layer, torch.nn.Module)}
+    if trace is not None:
+        result["record"] = trace
     if result["module"]:
         params = list(layer.parameters())
         result["params"] = int(sum(p.numel() for p in params))
@@ -162,6 +310,23 @@ def adapter_svd_linear(namespace, weight, bias, rank, x, backward=True):
         else:
             result["grad"] = False
     return result
+
+
+def _layer_tensors(torch, layer) -> list:
+    """The tensors a layer holds before its forward pass: parameters, buffers, attributes."""
+    found = []
+    modules = list(layer.modules()) if isinstance(layer, torch.nn.Module) else [layer]
+    for module in modules:
+        try:
+            attributes = list(vars(module).values())
+        except TypeError:
+            attributes = []
+        for value in attributes:
+            if isinstance(value, dict):
+                attributes.extend(list(value.values())[:1000])
+            elif isinstance(value, torch.Tensor):
+                found.append(value)
+    return found
 
 
 def adapter_line_count(namespace, function_name, *args):
@@ -302,6 +467,13 @@ def main() -> None:
                     reply({"id": rid, "ok": False, "error": {"type": "Missing", "message": name}})
                     continue
                 value = function(*args, **kwargs)
+            elif op == "record":
+                function = namespace.get(name)
+                if not callable(function):
+                    reply({"id": rid, "ok": False, "error": {"type": "Missing", "message": name}})
+                    continue
+                value, trace = record_call(function, args, kwargs)
+                value = {"value": value, "record": trace}
             elif op == "adapter":
                 value = ADAPTERS[name](namespace, *args, **kwargs)
             else:

@@ -41,6 +41,26 @@ LIB_FILES = [RUNNER, HERE / "protocol.py", HERE / "audit.py"]
 OUTPUT_CAP = 64 << 10  # bytes of the runner's own stdout/stderr kept for the log
 
 
+#: functions whose every call is made under the runner's recording (``runner.record_call``):
+#: the method checks (``autograder/methods.py``) judge what they did
+RECORDED_CALLS = frozenset(
+    {"conv2d_im2col", "conv2d_winograd", "conv2d_fft", "matmul_svd", "matmul_log"}
+)
+#: adapters that record the student's code they run (``record=True``)
+RECORDED_ADAPTERS = frozenset({"svd_linear"})
+
+
+@dataclass
+class Recorded:
+    """One recorded call: what the grader sent, and the runner's record (untrusted data)."""
+
+    name: str
+    args: tuple
+    kwargs: dict
+    record: object
+    value: object = None
+
+
 class CheckFailed(AssertionError):
     """A hidden check failed; the message is shown to the student."""
 
@@ -136,6 +156,7 @@ class StudentCode:
         self.starts = 0
         self.runner_cpu: list[float] = []  # CPU seconds of each runner sandbox, when closed
         self.log = ""
+        self.recorded: list[Recorded] = []  # every recorded call, in order
         self._requests = self._results = None
         self._drain: _Drain | None = None
         self._next_id = 0
@@ -144,12 +165,39 @@ class StudentCode:
     # ------------------------------------------------------------------ public API
 
     def call(self, name: str, *args, **kwargs):
-        """``name(*args, **kwargs)`` in the student's namespace; plain values back."""
+        """``name(*args, **kwargs)`` in the student's namespace; plain values back.
+
+        Functions of :data:`RECORDED_CALLS` run under the runner's recording; the record of
+        every such call is kept in :attr:`recorded` for the method checks.
+        """
+        if name in RECORDED_CALLS:
+            return self.record(name, *args, **kwargs)[0]
         return self._request("call", name, args, kwargs)
 
+    def record(self, name: str, *args, **kwargs) -> tuple[object, object]:
+        """(value, record) of ``name(*args, **kwargs)`` run under the runner's recording.
+
+        The record is the runner's plain data (``runner.record_call``), not yet checked:
+        :mod:`autograder.methods` validates and judges it.
+        """
+        out = self._request("record", name, args, kwargs)
+        if not isinstance(out, dict) or "value" not in out:
+            raise StudentError("returned a value the grader cannot use (the recording failed)")
+        self.recorded.append(Recorded(name, args, dict(kwargs), out.get("record"), out["value"]))
+        return out["value"], out.get("record")
+
     def adapter(self, name: str, *args, **kwargs):
-        """A named adapter of ``runner.py`` (for class tasks)."""
-        return self._request("adapter", name, args, kwargs)
+        """A named adapter of ``runner.py`` (for class tasks); see :data:`RECORDED_ADAPTERS`."""
+        if name not in RECORDED_ADAPTERS:
+            return self._request("adapter", name, args, kwargs)
+        out = self._request("adapter", name, args, dict(kwargs, record=True))
+        trace = out.pop("record", None) if isinstance(out, dict) else None
+        self.recorded.append(Recorded(name, args, dict(kwargs), trace, out))
+        return out
+
+    def recorded_calls(self, name: str) -> list[Recorded]:
+        """The recorded calls of ``name`` (a function or an adapter) so far."""
+        return [r for r in self.recorded if r.name == name]
 
     def timed_call(self, name: str, *args, **kwargs) -> tuple[object, float]:
         """``call`` and the CPU seconds the sandbox spent on it (measured outside it)."""

@@ -14,7 +14,9 @@ Every check carries one task marker (``@pytest.mark.<task id>``) and its points
 (``@pytest.mark.points(n)``); the points of a task's checks add up to ``Task.points``.
 The ``student`` fixture is a :class:`autograder.student.StudentCode`: the student's code
 runs in a sandboxed runner process, never here. ``--dnnk-results`` receives one record per
-check: task, points, points earned, outcome and a message for the student.
+check: task, points, points earned, outcome and a message for the student. A method check
+(``test_methods_<assignment>.py``, 0 points) that raises ``MethodViolation`` voids every point
+of its task (:func:`apply_vetoes`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from autograder import notebooks
+from autograder.methods import MethodViolation, apply_vetoes
 from autograder.paths import release_dir
 from autograder.student import CheckFailed, Payload, StudentCode, StudentError
 from dnnkernels.tasks import TASKS
@@ -170,6 +173,8 @@ def pytest_runtest_makereport(item, call):
                 message=message,
                 grader_error=grader_error,
             )
+            if call.excinfo is not None and isinstance(call.excinfo.value, MethodViolation):
+                record["veto"] = True
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -178,6 +183,7 @@ def pytest_sessionfinish(session, exitstatus):
     for record in records:
         if record["outcome"] == "pending":
             record.update(outcome="failed", message="did not complete", earned=0.0)
+    apply_vetoes(records)
     path = session.config.getoption("--dnnk-results")
     if not path:
         return

@@ -116,7 +116,11 @@ _ = torch.manual_seed(0)  # the visible checks draw reproducible inputs
 # That is $k(\text{in} + \text{out}) + \text{out}$ parameters with a bias,
 # $k(\text{in} + \text{out})$ without. `forward(x)` returns `(x @ V) @ SUt + bias`: two
 # matrix products, never the rebuilt weight. The visible checks below and the hidden
-# checks hold you to this one contract (the docstring states it too).
+# checks hold you to this one contract (the docstring states it too). The graders record
+# the FLOPs of your forward pass: one that multiplies by the rebuilt weight (e.g.
+# `x @ (V @ SUt)`, about `in·out / (k·(in + out))` times the FLOPs of the two thin
+# products) earns **none** of this task's points, even with right values; so does work
+# done outside torch (numpy, lists).
 
 # %% tags=["answer:mnist_svd_linear"]
 # generated from src/dnnkernels/lowrank.py: SVDLinear

@@ -41,6 +41,22 @@
 # cell imports, and do not call a library convolution (`F.conv2d`, `torch.conv2d`): the checks
 # compare against it. The SVD itself (`truncated_svd`) and the FFT (`torch.fft`) are given.
 #
+# **The method is graded, not only the values.** While the graders' checks call your
+# kernels, they record which torch operations the kernels perform (and their FLOPs). A
+# kernel that takes a shortcut earns **none** of its task's points, even with right values:
+#
+# - `conv2d_im2col`, `conv2d_winograd`, `conv2d_fft`: no library convolution of any name
+#   (`F.conv2d`, `torch.conv2d`, `nn.Conv2d`, `F.conv_transpose2d`, `torch.ops.aten.convolution`,
+#   ...). Allowed: views and copies (`Tensor.unfold`, `F.unfold`, `F.pad`, `as_strided`),
+#   matrix products (`@`, `torch.bmm`, `einsum`), `torch.fft`, element-wise arithmetic;
+# - `matmul_log`: no matrix product at all (`@`, `matmul`, `mm`, `bmm`, `einsum`, `dot`,
+#   `F.linear`): every product is a power of two of a sum of logs, the sum is a `sum`;
+# - `matmul_svd`: the FLOPs of the factored product; rebuilding a rank-r matrix from its
+#   factors and multiplying it costs those of the dense product, and earns nothing;
+# - everywhere: compute with torch operations on the tensors you are given. Work done in
+#   numpy or Python lists, or with the recording switched off or replaced, counts as a
+#   shortcut (tampering with the recording earns 0 for every kernel it touches).
+#
 # Your kernels are used again later: the library functions `dnnkernels.conv2d.conv2d(...,
 # method=...)` and `dnnkernels.matmul.matmul(..., method=...)` call the functions defined in
 # this notebook (or, from another notebook, the ones in this notebook once it is saved). The
