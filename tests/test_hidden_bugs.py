@@ -21,6 +21,8 @@ import inspect
 import math
 import re
 import textwrap
+import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -159,6 +161,12 @@ class LocalStudent:
     def adapter(self, name, *args, **kwargs):
         return self._run(functools.partial(runner.ADAPTERS[name], self.namespace), args, kwargs)
 
+    def timed_call(self, name, *args, **kwargs):
+        """``call`` and its CPU seconds (this process, every thread, as the sandbox's)."""
+        before = time.process_time()
+        value = self.call(name, *args, **kwargs)
+        return value, time.process_time() - before
+
 
 def run_checks(checks, student) -> dict[str, str | None]:
     """check name -> None (passed) or the message a student would see."""
@@ -204,6 +212,46 @@ def _rank_for_ratio_in_floats(in_features, out_features, ratio):
         (ratio * (in_features * out_features + out_features) - out_features)
         / (in_features + out_features)
     )
+
+
+_ROW_LOOP = """
+def accumulate(products, bits, mode="saturate"):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    shape = products.shape[:-1]
+    sums, flags = [], []
+    rows = products.reshape(math.prod(shape), products.shape[-1]).tolist()
+    for row in rows:  # one accumulation at a time
+        acc, over = 0, False
+        for p in row:
+            acc += p
+            if acc < lo or acc > hi:
+                over = True
+                acc = min(max(acc, lo), hi) if mode == "saturate" else (acc - lo) % 2**bits + lo
+        sums.append(acc)
+        flags.append(over)
+    return (
+        torch.tensor(sums, dtype=torch.int64).reshape(shape),
+        torch.tensor(flags, dtype=torch.bool).reshape(shape),
+    )
+"""
+
+
+def _accumulate_row_loop(filename: str = "<cell bit_width_accumulate_answer>"):
+    """``accumulate`` as a correct Python loop over the accumulations."""
+    scope = {"torch": torch, "math": math}
+    exec(compile(_ROW_LOOP, filename, "exec"), scope)
+    return scope["accumulate"]
+
+
+def _in_a_thread(function):
+    def accumulate(*args, **kwargs):
+        box = {}
+        worker = threading.Thread(target=lambda: box.setdefault("v", function(*args, **kwargs)))
+        worker.start()
+        worker.join()
+        return box["v"]
+
+    return accumulate
 
 
 @dataclass(frozen=True)
@@ -329,6 +377,24 @@ BUGS = {
             "test_accumulate_wrap",
             "test_accumulate_shapes_and_extremes",
         ),
+    ),
+    # the loop over the accumulations the exercise forbids, plainly and in the ways that
+    # evaded the old line-counting check (a worker thread, code compiled under another
+    # file name): CPU time measured from outside sees them all
+    "accumulate_row_loop": Bug(
+        "bit_width_accumulate",
+        function=_accumulate_row_loop(),
+        fails=("test_accumulate_vectorized",),
+    ),
+    "accumulate_row_loop_in_a_thread": Bug(
+        "bit_width_accumulate",
+        function=_in_a_thread(_accumulate_row_loop()),
+        fails=("test_accumulate_vectorized",),
+    ),
+    "accumulate_row_loop_other_file_name": Bug(
+        "bit_width_accumulate",
+        function=_accumulate_row_loop("<string>"),
+        fails=("test_accumulate_vectorized",),
     ),
     # K = 0 not handled (prefix[..., -1] of an empty prefix)
     "accumulate_no_products": Bug(
