@@ -15,7 +15,6 @@ import torch
 from autograder.checking import expect_equal, expect_float, expect_int, randint
 from autograder.student import CheckFailed
 
-
 _REF_CACHE: dict = {}
 
 
