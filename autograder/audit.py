@@ -13,9 +13,7 @@ then call :func:`install`. Once installed (irreversibly), the hook denies:
 - starting processes (``subprocess``, ``os.system``, ``os.exec*``, ``os.spawn*``,
   ``os.posix_spawn``, ``os.fork``), loading native code or calling C
   functions through ``ctypes``, opening sockets, opening SQLite database files (in-memory
-  ones are allowed), changing resource limits, and importing ``_posixsubprocess``;
-- in the runner, ``sys.settrace`` / ``sys.setprofile`` except from the runner's own code
-  (``install(..., trace_only_from=...)``).
+  ones are allowed), changing resource limits, and importing ``_posixsubprocess``.
 
 Denials raise ``PermissionError`` (an ``OSError``: libraries that probe the file system
 treat it as "not available"). Writing past the file-size limit fails with an ``OSError``
@@ -123,18 +121,11 @@ class Policy:
         return _under(path, self.allow_write)
 
 
-def install(allow_write, trace_only_from=None) -> Policy:
-    """Install the audit hook for this process (irreversible). Returns the policy.
-
-    ``trace_only_from``: None (tracing is not policed), or a collection of code objects:
-    then ``sys.settrace`` and ``sys.setprofile`` are allowed only when called directly from
-    one of them (the runner's line-counting adapter), so student code can neither remove
-    nor replace the tracer that measures it.
-    """
+def install(allow_write) -> Policy:
+    """Install the audit hook for this process (irreversible). Returns the policy."""
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     policy = Policy(allow_write)
     guard = threading.local()
-    tracers = None if trace_only_from is None else frozenset(trace_only_from)
 
     def deny(what: str) -> None:
         raise PermissionError(f"grader sandbox: {what} is not allowed while grading")
@@ -160,10 +151,6 @@ def install(allow_write, trace_only_from=None) -> Policy:
                     check_write(path_arg)
             elif event in BLOCKED_EVENTS:
                 deny(event)
-            elif event in ("sys.settrace", "sys.setprofile") and tracers is not None:
-                # frame 0 is this hook, frame 1 the caller of sys.settrace / sys.setprofile
-                if sys._getframe(1).f_code not in tracers:
-                    deny(f"{event.removeprefix('sys.')}()")
             elif event == "sqlite3.connect":
                 if not args or args[0] not in (":memory:", "", b":memory:"):
                     deny("opening an SQLite database")

@@ -329,44 +329,7 @@ def _layer_tensors(torch, layer) -> list:
     return found
 
 
-def adapter_line_count(namespace, function_name, *args):
-    """Call the student's ``function_name(*args)``, counting the lines of student code it runs.
-
-    Only frames of the student's own cells (file names ``<cell ...>``) are traced, so library
-    code (torch, dnnkernels) costs nothing and is not counted. A loop over N items in the
-    student's code runs at least N lines: a vectorized kernel runs a number of lines that
-    does not grow with the number of rows.
-
-    Returns a dict: ``value`` (the function's result), ``lines`` (line events in student
-    code), ``intact`` (False if the student's code replaced or removed the tracer), ``own``
-    (the function is a plain function defined in the student's cells).
-    """
-    function = namespace.get(function_name)
-    if not callable(function):
-        raise MissingName(function_name)
-    code = getattr(function, "__code__", None)
-    own = code is not None and code.co_filename.startswith("<cell ")
-    count = 0
-
-    def trace_lines(frame, event, arg):
-        nonlocal count
-        if event == "line":
-            count += 1
-        return trace_lines
-
-    def trace_calls(frame, event, arg):
-        return trace_lines if frame.f_code.co_filename.startswith("<cell ") else None
-
-    sys.settrace(trace_calls)
-    try:
-        value = function(*args)
-    finally:
-        intact = sys.gettrace() is trace_calls
-        sys.settrace(None)
-    return {"value": value, "lines": count, "intact": intact, "own": own}
-
-
-ADAPTERS = {"svd_linear": adapter_svd_linear, "line_count": adapter_line_count}
+ADAPTERS = {"svd_linear": adapter_svd_linear}
 
 
 # ---------------------------------------------------------------------------- main loop
@@ -405,7 +368,7 @@ def main() -> None:
     except Exception:  # noqa: BLE001 - a broken build fails the calls that need it
         pass
     torch.set_num_threads(config.get("threads", 1))
-    audit.install(config["allow_write"], trace_only_from={adapter_line_count.__code__})
+    audit.install(config["allow_write"])
 
     # 4. a fresh __main__ for the student's cells
     module = types.ModuleType("__main__")

@@ -3,7 +3,9 @@
 One class run: for every assignment the solution (every automatic point), the untouched
 release (none), and for **each task** (parametrised over ``TASKS``) a submission whose
 answer cell of that task alone is put back to its released stub: it loses exactly that
-task's points and keeps every other one.
+task's points and keeps every other one. Beside them, six loops over the accumulations in
+bit_width's ``accumulate`` (plain, in a thread, under another file name, ...): each loses
+the vectorization point, measured as CPU time from outside the sandbox, and nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from attacks import replace_answer
 
 from autograder import notebooks
 from autograder.demo import solution_notebook
@@ -23,6 +26,76 @@ from autograder.paths import release_dir
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
 pytestmark = pytest.mark.slow
+
+#: a correct accumulate as a Python loop over the accumulations (the loop the exercise
+#: forbids), to be wrapped in the ways that evaded the old line-counting check
+_LOOP = """
+def _loop(products, bits, mode="saturate"):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    shape = products.shape[:-1]
+    sums, flags = [], []
+    for row in products.reshape(math.prod(shape), products.shape[-1]).tolist():
+        acc, over = 0, False
+        for p in row:
+            acc += p
+            if acc < lo or acc > hi:
+                over = True
+                acc = min(max(acc, lo), hi) if mode == "saturate" else (acc - lo) % 2**bits + lo
+        sums.append(acc)
+        flags.append(over)
+    return (
+        torch.tensor(sums, dtype=torch.int64).reshape(shape),
+        torch.tensor(flags, dtype=torch.bool).reshape(shape),
+    )
+"""
+
+#: each earns bit_width_accumulate's points but the vectorization one
+EVASIONS = {
+    "loop": _LOOP + "\naccumulate = _loop\n",
+    "loop-in-a-thread": _LOOP
+    + """
+import threading
+
+
+def accumulate(products, bits, mode="saturate"):
+    box = {}
+    worker = threading.Thread(target=lambda: box.setdefault("v", _loop(products, bits, mode)))
+    worker.start()
+    worker.join()
+    return box["v"]
+""",
+    "loop-under-another-file-name": (
+        f"exec(compile({_LOOP!r}, '/usr/lib/python3/dist-packages/x.py', 'exec'))\n"
+        "accumulate = _loop\n"
+    ),
+    "loop-with-co-filename-replaced": _LOOP
+    + "\n_loop.__code__ = _loop.__code__.replace(co_filename='<frozen x>')\naccumulate = _loop\n",
+    "loop-with-the-tracer-reset": _LOOP
+    + """
+import sys
+
+
+def accumulate(products, bits, mode="saturate"):
+    tracer = sys.gettrace()
+    sys.settrace(None)
+    try:
+        return _loop(products, bits, mode)
+    finally:
+        sys.settrace(tracer)
+""",
+    "loop-with-the-registry-replaced": _LOOP
+    + """
+import sys
+
+for _module in list(sys.modules.values()):
+    _registry = getattr(_module, "ADAPTERS", None)
+    if isinstance(_registry, dict) and "line_count" in _registry:
+        _registry["line_count"] = lambda namespace, name, *args: {
+            "value": namespace[name](*args), "lines": 0, "own": True, "intact": True
+        }
+accumulate = _loop
+""",
+}
 
 
 def _answer(nb, task_id: str):
@@ -49,6 +122,11 @@ def rows():
             versions = {"solution": solution, "untouched": release}
             for task in tasks_of(assignment):
                 versions[f"stub-{task.id}"] = stubbed(solution, release, task.id)
+            if assignment == "bit_width":
+                for name, code in EVASIONS.items():
+                    versions[f"evade-{name}"] = replace_answer(
+                        solution, "bit_width_accumulate", code
+                    )
             for student, nb in versions.items():
                 folder = grading / "submitted" / student / assignment
                 folder.mkdir(parents=True)
@@ -77,3 +155,12 @@ def test_a_stubbed_task_loses_exactly_its_points(rows, task_id):
     got = {t.id: row[t.id] for t in tasks_of(assignment)}
     want = {t.id: 0.0 if t.id == task_id else float(t.points) for t in tasks_of(assignment)}
     assert got == want, f"only {task_id} was left as released: {got}"
+
+
+@pytest.mark.parametrize("name", sorted(EVASIONS))
+def test_a_loop_loses_the_vectorization_point_however_it_hides(rows, name):
+    row = rows[f"evade-{name}"]
+    got = {t.id: row[t.id] for t in tasks_of("bit_width")}
+    want = {t.id: float(t.points) for t in tasks_of("bit_width")}
+    want["bit_width_accumulate"] -= 1  # test_accumulate_vectorized: 1 point
+    assert got == want, f"{name}: {got}"
