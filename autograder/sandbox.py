@@ -683,10 +683,26 @@ class UnconfinedProcess:
         self.cpu = 0.0
 
     def outside(self, text: str) -> str:
-        """``text`` with every inside path replaced by its host folder (in one pass)."""
+        """``text`` with every inside path replaced by its host folder (in one pass).
+
+        The Python installation and the virtual environment are bound at their own paths
+        in the sandbox, so paths under them are the same on both sides and stay as they
+        are (a checkout under ``/tmp`` is not the sandbox's ``/tmp``)."""
+        same = sorted(
+            {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+            | {sys.prefix, sys.base_prefix, sys.exec_prefix},
+            key=len,
+            reverse=True,
+        )
         keys = sorted(self.mapping, key=len, reverse=True)
-        pattern = r"(?<![\w./-])(" + "|".join(map(re.escape, keys)) + r")(?![\w.-])"
-        return re.sub(pattern, lambda m: str(self.mapping[m.group(1)]), text)
+        alternatives = "|".join(map(re.escape, same + keys))
+        pattern = r"(?<![\w./-])(" + alternatives + r")(?![\w.-])"
+
+        def replace(match: re.Match) -> str:
+            found = match.group(1)
+            return found if found in same else str(self.mapping[found])
+
+        return re.sub(pattern, replace, text)
 
     pid = property(lambda self: self.popen.pid)
 

@@ -5,7 +5,9 @@ release (none), and for **each task** (parametrised over ``TASKS``) a submission
 answer cell of that task alone is put back to its released stub: it loses exactly that
 task's points and keeps every other one. Beside them, six loops over the accumulations in
 bit_width's ``accumulate`` (plain, in a thread, under another file name, ...): each loses
-the vectorization point, measured as CPU time from outside the sandbox, and nothing else.
+the vectorization point, measured as CPU time from outside the sandbox, and nothing else;
+an ``SVDLinear`` whose forward pass multiplies by the rebuilt weight earns none of its
+task's points (the method check sees the dense product's FLOPs).
 """
 
 from __future__ import annotations
@@ -122,6 +124,13 @@ def rows():
             versions = {"solution": solution, "untouched": release}
             for task in tasks_of(assignment):
                 versions[f"stub-{task.id}"] = stubbed(solution, release, task.id)
+            if assignment == "mnist":  # right values, but the rebuilt weight's FLOPs
+                nb = copy.deepcopy(solution)
+                cell = _answer(nb, "mnist_svd_linear")
+                factored = "y = (x @ self.V) @ self.SUt"
+                assert factored in cell.source, "the solution's forward pass changed"
+                cell.source = cell.source.replace(factored, "y = x @ (self.V @ self.SUt)")
+                versions["not-factored-svd-linear"] = nb
             if assignment == "bit_width":
                 for name, code in EVASIONS.items():
                     versions[f"evade-{name}"] = replace_answer(
@@ -164,3 +173,12 @@ def test_a_loop_loses_the_vectorization_point_however_it_hides(rows, name):
     want = {t.id: float(t.points) for t in tasks_of("bit_width")}
     want["bit_width_accumulate"] -= 1  # test_accumulate_vectorized: 1 point
     assert got == want, f"{name}: {got}"
+
+
+def test_a_forward_pass_through_the_rebuilt_weight_earns_nothing_for_its_task(rows):
+    """SVDLinear.forward as x @ (V @ SUt): right values, the dense product's FLOPs."""
+    row = rows["not-factored-svd-linear"]
+    got = {t.id: row[t.id] for t in tasks_of("mnist")}
+    want = {t.id: float(t.points) for t in tasks_of("mnist")}
+    want["mnist_svd_linear"] = 0.0
+    assert got == want, got
