@@ -179,8 +179,8 @@ def dying(uid: int) -> bool:
     for pid in processes_of(uid):
         try:
             statuses[pid] = _status(pid)
-        except OSError:
-            return True
+        except OSError:  # gone since the listing: the others tell
+            continue
     for pid, st in statuses.items():
         parent = int(st.get("PPid", b"0") or 0)
         if parent not in statuses:  # the stage-2 bwrap (its parent runs as root)
