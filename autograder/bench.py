@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import re
-import resource
 import shutil
 import statistics
 import tempfile
@@ -45,7 +44,7 @@ from tqdm import tqdm
 
 from autograder import gradebook, notebooks, sandbox
 from autograder.demo import solution_notebook
-from autograder.grade import _nbgrader, grade
+from autograder.grade import _nbgrader, grade, process_cpu
 from autograder.paths import REPO, release_dir
 from dnnkernels.tasks import ASSIGNMENTS
 
@@ -75,15 +74,6 @@ def update_section(path: Path, body: str) -> None:
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
-
-
-def _cpu() -> float:
-    """User + system CPU of this process and of its reaped descendants."""
-    me, kids = (
-        resource.getrusage(resource.RUSAGE_SELF),
-        resource.getrusage(resource.RUSAGE_CHILDREN),
-    )
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 @contextmanager
@@ -118,9 +108,9 @@ def plain_nbgrader(assignment: str, n: int) -> dict:
     root = _class(Path(tempfile.mkdtemp(prefix="dnnk-bench-plain-")), assignment, n)
     try:
         with _env(ONE_THREAD):
-            cpu, start = _cpu(), time.monotonic()
+            cpu, start = process_cpu(), time.monotonic()
             done = _nbgrader(root, ["autograde", assignment, "--force"])
-            wall, cpu = time.monotonic() - start, _cpu() - cpu
+            wall, cpu = time.monotonic() - start, process_cpu() - cpu
         graded = list((root / "autograded").glob(f"*/{assignment}/{assignment}.ipynb"))
         if done.returncode != 0 or len(graded) != n:
             raise RuntimeError(

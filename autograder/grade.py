@@ -95,28 +95,27 @@ class RunReport:
         return "\n".join(lines)
 
 
+def process_cpu() -> float:
+    """User + system CPU of this process and of its reaped descendants (``getrusage``)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 class _Timed:
     """Wall and CPU time of a block of the client, added to ``timings[name]``."""
 
     def __init__(self, timings: dict, name: str) -> None:
         self.timings, self.name = timings, name
 
-    @staticmethod
-    def _cpu() -> float:
-        me, kids = (
-            resource.getrusage(resource.RUSAGE_SELF),
-            resource.getrusage(resource.RUSAGE_CHILDREN),
-        )
-        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
     def __enter__(self) -> _Timed:
-        self.wall, self.cpu = time.monotonic(), self._cpu()
+        self.wall, self.cpu = time.monotonic(), process_cpu()
         return self
 
     def __exit__(self, *exc) -> None:
         entry = self.timings.setdefault(self.name, {"wall": 0.0, "cpu": 0.0})
         entry["wall"] += time.monotonic() - self.wall
-        entry["cpu"] += self._cpu() - self.cpu
+        entry["cpu"] += process_cpu() - self.cpu
 
 
 # ============================================================================ jobs

@@ -213,18 +213,29 @@ def kill_uid(uid: int, rounds: int = 50) -> int:
     raise RuntimeError(f"processes of sandbox uid {uid} survive SIGKILL: {processes_of(uid)}")
 
 
-def cpu_seconds(uid: int) -> float:
-    """User + system CPU time of every process of ``uid`` (and their reaped children)."""
-    ticks = os.sysconf("SC_CLK_TCK")
+def _stat(pid: int | str) -> list[bytes]:
+    """Fields of ``/proc/<pid>/stat`` from the state on (field 3 is index 0)."""
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[1].split()
+
+
+def _cpu_of(pids, session: int | None = None) -> float:
+    """User + system CPU seconds of ``pids`` and their reaped children (only those of
+    ``session`` if given); processes gone meanwhile count nothing."""
     total = 0
-    for pid in processes_of(uid):
+    for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat", "rb") as handle:
-                fields = handle.read().rsplit(b")", 1)[1].split()
-            total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+            fields = _stat(pid)
+            if session is None or int(fields[3]) == session:  # field 6: the session id
+                total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
         except (OSError, ValueError, IndexError):
             continue
-    return total / ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(uid: int) -> float:
+    """User + system CPU time of every process of ``uid`` (and their reaped children)."""
+    return _cpu_of(processes_of(uid))
 
 
 class UidLease:
@@ -717,19 +728,8 @@ class UnconfinedProcess:
 
     def cpu_seconds(self) -> float:
         """CPU seconds of the processes of its session (it is the session leader)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/stat", "rb") as handle:
-                    fields = handle.read().rsplit(b")", 1)[1].split()
-                if int(fields[3]) == self.popen.pid:  # field 6 of stat: the session id
-                    total += sum(int(x) for x in fields[11:15])
-            except (OSError, ValueError, IndexError):
-                continue
-        return total / ticks
+        pids = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
+        return _cpu_of(pids, session=self.popen.pid)
 
     def dying(self) -> bool:
         return self.popen.poll() is not None

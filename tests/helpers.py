@@ -61,3 +61,27 @@ def randn(shape: tuple[int, ...], seed: int, dtype: torch.dtype = torch.float64)
     """Standard normal tensor from its own seeded generator (independent of global state)."""
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(shape, generator=generator, dtype=torch.float64).to(dtype)
+
+
+#: a correct ``accumulate`` as a Python loop over the accumulations (the loop the bit_width
+#: exercise forbids), as the source of an answer cell defining ``_loop``; it needs ``math``
+#: and ``torch`` in its namespace
+ACCUMULATE_LOOP = """
+def _loop(products, bits, mode="saturate"):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    shape = products.shape[:-1]
+    sums, flags = [], []
+    for row in products.reshape(math.prod(shape), products.shape[-1]).tolist():
+        acc, over = 0, False
+        for p in row:
+            acc += p
+            if acc < lo or acc > hi:
+                over = True
+                acc = min(max(acc, lo), hi) if mode == "saturate" else (acc - lo) % 2**bits + lo
+        sums.append(acc)
+        flags.append(over)
+    return (
+        torch.tensor(sums, dtype=torch.int64).reshape(shape),
+        torch.tensor(flags, dtype=torch.bool).reshape(shape),
+    )
+"""

@@ -20,6 +20,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from attacks import replace_answer
+from helpers import ACCUMULATE_LOOP
 
 from autograder import notebooks
 from autograder.demo import solution_notebook
@@ -29,32 +30,10 @@ from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
 pytestmark = pytest.mark.slow
 
-#: a correct accumulate as a Python loop over the accumulations (the loop the exercise
-#: forbids), to be wrapped in the ways that evaded the old line-counting check
-_LOOP = """
-def _loop(products, bits, mode="saturate"):
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    shape = products.shape[:-1]
-    sums, flags = [], []
-    for row in products.reshape(math.prod(shape), products.shape[-1]).tolist():
-        acc, over = 0, False
-        for p in row:
-            acc += p
-            if acc < lo or acc > hi:
-                over = True
-                acc = min(max(acc, lo), hi) if mode == "saturate" else (acc - lo) % 2**bits + lo
-        sums.append(acc)
-        flags.append(over)
-    return (
-        torch.tensor(sums, dtype=torch.int64).reshape(shape),
-        torch.tensor(flags, dtype=torch.bool).reshape(shape),
-    )
-"""
-
 #: each earns bit_width_accumulate's points but the vectorization one
 EVASIONS = {
-    "loop": _LOOP + "\naccumulate = _loop\n",
-    "loop-in-a-thread": _LOOP
+    "loop": ACCUMULATE_LOOP + "\naccumulate = _loop\n",
+    "loop-in-a-thread": ACCUMULATE_LOOP
     + """
 import threading
 
@@ -67,12 +46,12 @@ def accumulate(products, bits, mode="saturate"):
     return box["v"]
 """,
     "loop-under-another-file-name": (
-        f"exec(compile({_LOOP!r}, '/usr/lib/python3/dist-packages/x.py', 'exec'))\n"
+        f"exec(compile({ACCUMULATE_LOOP!r}, '/usr/lib/python3/dist-packages/x.py', 'exec'))\n"
         "accumulate = _loop\n"
     ),
-    "loop-with-co-filename-replaced": _LOOP
+    "loop-with-co-filename-replaced": ACCUMULATE_LOOP
     + "\n_loop.__code__ = _loop.__code__.replace(co_filename='<frozen x>')\naccumulate = _loop\n",
-    "loop-with-the-tracer-reset": _LOOP
+    "loop-with-the-tracer-reset": ACCUMULATE_LOOP
     + """
 import sys
 
@@ -85,7 +64,7 @@ def accumulate(products, bits, mode="saturate"):
     finally:
         sys.settrace(tracer)
 """,
-    "loop-with-the-registry-replaced": _LOOP
+    "loop-with-the-registry-replaced": ACCUMULATE_LOOP
     + """
 import sys
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
+from helpers import ACCUMULATE_LOOP
 
 from autograder import protocol, runner
 from autograder.paths import REPO
@@ -214,33 +215,11 @@ def _rank_for_ratio_in_floats(in_features, out_features, ratio):
     )
 
 
-_ROW_LOOP = """
-def accumulate(products, bits, mode="saturate"):
-    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    shape = products.shape[:-1]
-    sums, flags = [], []
-    rows = products.reshape(math.prod(shape), products.shape[-1]).tolist()
-    for row in rows:  # one accumulation at a time
-        acc, over = 0, False
-        for p in row:
-            acc += p
-            if acc < lo or acc > hi:
-                over = True
-                acc = min(max(acc, lo), hi) if mode == "saturate" else (acc - lo) % 2**bits + lo
-        sums.append(acc)
-        flags.append(over)
-    return (
-        torch.tensor(sums, dtype=torch.int64).reshape(shape),
-        torch.tensor(flags, dtype=torch.bool).reshape(shape),
-    )
-"""
-
-
 def _accumulate_row_loop(filename: str = "<cell bit_width_accumulate_answer>"):
     """``accumulate`` as a correct Python loop over the accumulations."""
     scope = {"torch": torch, "math": math}
-    exec(compile(_ROW_LOOP, filename, "exec"), scope)
-    return scope["accumulate"]
+    exec(compile(ACCUMULATE_LOOP, filename, "exec"), scope)
+    return scope["_loop"]
 
 
 def _in_a_thread(function):
