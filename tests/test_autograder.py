@@ -53,7 +53,8 @@ needs_release = pytest.mark.skipif(
     not (release_dir() / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file(),
     reason="release/ is not built (make release)",
 )
-pytestmark = [needs_release, pytest.mark.slow]
+# the module fixture grades a whole class before the first test: its set-up takes minutes
+pytestmark = [needs_release, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def release_notebook(assignment: str = ASSIGNMENT):

@@ -28,7 +28,8 @@ from autograder.grade import grade, grade_table
 from autograder.paths import release_dir
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
-pytestmark = pytest.mark.slow
+# the module fixture grades four assignments before the first test (several minutes)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 #: each earns bit_width_accumulate's points but the vectorization one
 EVASIONS = {

@@ -63,6 +63,7 @@ def payload(source: str) -> Payload:
     return Payload("precision", cells)
 
 
+@pytest.mark.slow
 def test_limits_restarts_and_the_sandbox():
     """Timeouts, crashes and forbidden operations fail one call each; the next one works."""
     limits = Limits(call_seconds=3, load_seconds=8, memory_bytes=3 << 30)
@@ -91,6 +92,7 @@ def test_limits_restarts_and_the_sandbox():
     assert "chatty" in code.log and len(code.log) <= 64 << 10
 
 
+@pytest.mark.slow
 def test_cpu_time_is_measured_outside():
     """``timed_call`` reads the sandbox's CPU time from /proc: more work, more seconds."""
     with StudentCode(payload(SOURCE), Limits(call_seconds=60)) as code:
