@@ -17,6 +17,14 @@ unknown grade ids):
 - a cell with an unknown ``grade_id`` loses its nbgrader metadata; cells the student added
   stay, ungraded.
 
+Why not nbgrader's own ``OverwriteCells(add_missing_cells=True)`` and ``DeduplicateIds``
+(nbgrader 0.9.6, read from its source): they look the source cells up in the gradebook,
+which a grading worker never opens (the client is its only reader and writer); the missing
+-cell repair puts back deleted *grade* cells only (not a deleted answer or locked setup
+cell), and it indexes the previous source cell among the submitted grade/solution cells,
+which fails when that previous cell is a locked or markdown cell. This module works from
+the release notebook alone and repairs every protected cell (tests/test_submission.py).
+
 :func:`payload` lists what the runner executes: the setup cells (locked code cells of the
 release, never the student's version) and the student's answer cells (``*_answer``), in
 the release's order.
