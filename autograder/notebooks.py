@@ -23,7 +23,7 @@ which a grading worker never opens (the client is its only reader and writer); t
 -cell repair puts back deleted *grade* cells only (not a deleted answer or locked setup
 cell), and it indexes the previous source cell among the submitted grade/solution cells,
 which fails when that previous cell is a locked or markdown cell. This module works from
-the release notebook alone and repairs every protected cell (tests/test_submission.py).
+the release notebook alone and repairs every protected cell (tests/test_notebooks.py).
 
 :func:`payload` lists what the runner executes: the setup cells (locked code cells of the
 release, never the student's version) and the student's answer cells (``*_answer``), in
