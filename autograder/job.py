@@ -148,7 +148,7 @@ def _spec_factory(job: Job, canonical, others: dict[str, str]):
         "JUPYTER_CONFIG_DIR": f"{sandbox.INSIDE_TMP}/jupyter",
         "JUPYTER_RUNTIME_DIR": f"{sandbox.INSIDE_TMP}/jupyter/runtime",
         "JUPYTER_DATA_DIR": f"{sandbox.INSIDE_TMP}/jupyter/data",
-        "DNNKERNELS_STUDENT_WORK": work,
+        "DNNK_STUDENT_WORK": work,
         "NBGRADER_EXECUTION": "autograde",
     }
 

@@ -501,7 +501,7 @@ def command(spec: Spec, uid: int, fds: _Fds, info_fd: int | None = None) -> list
         "MKL_NUM_THREADS": str(lim.threads),
         "OPENBLAS_NUM_THREADS": str(lim.threads),
         "MPLCONFIGDIR": f"{layout.tmp}/matplotlib",
-        **({"DNNKERNELS_DATA_DIR": layout.data} if layout.data else {}),
+        **({"DNNK_DATA_DIR": layout.data} if layout.data else {}),
         **spec.env,
     }
     setenv = [arg for key, value in env.items() for arg in ("--setenv", key, str(value))]
@@ -677,7 +677,7 @@ class UnconfinedProcess:
             "PYTHONPATH": layout.student,
             "PYTHONDONTWRITEBYTECODE": "1",
             "MPLCONFIGDIR": f"{layout.tmp}/matplotlib",
-            **({"DNNKERNELS_DATA_DIR": layout.data} if layout.data else {}),
+            **({"DNNK_DATA_DIR": layout.data} if layout.data else {}),
             **spec.env,
         }
         self.popen = subprocess.Popen(

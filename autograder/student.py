@@ -79,7 +79,7 @@ class Payload:
         notes: grade_id -> note about an answer cell the grader could not use (missing,
             retyped), shown with the checks that need it.
         notebooks: assignment -> the student's (canonical) notebook JSON, put in the
-            runner's ``DNNKERNELS_STUDENT_WORK`` directory for cross-notebook use.
+            runner's ``DNNK_STUDENT_WORK`` directory for cross-notebook use.
     """
 
     assignment: str
@@ -261,7 +261,7 @@ class StudentCode:
             lib_files=LIB_FILES,
             limits=self.limits,
             files=files,
-            env={"DNNKERNELS_STUDENT_WORK": layout.work, "MPLBACKEND": "Agg"},
+            env={"DNNK_STUDENT_WORK": layout.work, "MPLBACKEND": "Agg"},
             pass_fds=(req_r, res_w),
             data_dir=assets.data_dir(),
         )

@@ -74,7 +74,7 @@ def run_student_build(code: str, student_root: Path, work: Path) -> dict:
     env = dict(os.environ)
     env.update(
         PYTHONPATH=str(student_root),
-        DNNKERNELS_STUDENT_WORK=str(work),
+        DNNK_STUDENT_WORK=str(work),
         PYTHONDONTWRITEBYTECODE="1",
     )
     done = subprocess.run(
@@ -742,7 +742,7 @@ def _run_student(nb, student_root: Path, assignment: str) -> CellExecutionError 
             nb,
             student_root / assignment,
             [student_root],
-            {"DNNKERNELS_STUDENT_WORK": str(student_root)},
+            {"DNNK_STUDENT_WORK": str(student_root)},
         )
     except CellExecutionError as exc:
         return exc

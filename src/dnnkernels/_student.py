@@ -13,7 +13,7 @@ task's name, in this order:
    Jupyter kernel's namespace) *by the student*, i.e. whose ``__module__`` is
    ``"__main__"``: a name imported from ``dnnkernels`` does not count;
 2. the student's saved notebook ``<root>/<assignment>/<assignment>.ipynb``, where ``<root>``
-   is the environment variable ``DNNKERNELS_STUDENT_WORK`` or else the folder that contains
+   is the environment variable ``DNNK_STUDENT_WORK`` or else the folder that contains
    the ``dnnkernels`` package (the student's copy of ``release/``). Its setup cells (nbgrader
    ``grade_id`` ``setup_<n>``) and answer cells (``<task>_answer``) run, in notebook order,
    in a fresh namespace; the result is cached until the file changes;
@@ -42,7 +42,7 @@ from typing import Any
 from dnnkernels.tasks import TASKS, Task
 
 #: Environment variable naming the folder that holds ``<assignment>/<assignment>.ipynb``.
-WORK_ENV = "DNNKERNELS_STUDENT_WORK"
+WORK_ENV = "DNNK_STUDENT_WORK"
 
 _cache: dict[Path, tuple[tuple[int, int], dict[str, Any], dict[str, BaseException]]] = {}
 _active = threading.local()
@@ -57,7 +57,7 @@ def _task(task_id: str) -> Task:
 def work_root() -> Path:
     """The folder that holds the student's assignment folders.
 
-    ``$DNNKERNELS_STUDENT_WORK`` if set, else the folder that contains this package (the
+    ``$DNNK_STUDENT_WORK`` if set, else the folder that contains this package (the
     student's copy of ``release/``, installed with ``pip install -e .``).
     """
     env = os.environ.get(WORK_ENV)

@@ -221,7 +221,7 @@ python3.11 -m venv .venv
 
 Install with `-e` (editable) and keep the notebooks in this folder: the library finds your
 saved notebooks next to the `dnnkernels/` folder. If you keep them elsewhere, set
-`DNNKERNELS_STUDENT_WORK` to the folder that holds `precision/`, `svd_rank/`, ... .
+`DNNK_STUDENT_WORK` to the folder that holds `precision/`, `svd_rank/`, ... .
 
 ## Work on an assignment
 
