@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,25 +49,6 @@ MAX_MESSAGE = 16 << 20  # bytes of one ZMQ message from the kernel
 LOG_CAP = 64 << 10  # bytes of the kernel's own stdout/stderr kept for the log
 
 SpecFactory = Callable[..., sandbox.Spec]
-
-
-class _Drain(threading.Thread):
-    """Reads a pipe to its end, keeping the first ``cap`` bytes."""
-
-    def __init__(self, fd: int, cap: int = LOG_CAP) -> None:
-        super().__init__(daemon=True)
-        self.fd, self.cap, self.kept = fd, cap, bytearray()
-        self.start()
-
-    def run(self) -> None:
-        try:
-            while chunk := os.read(self.fd, 65536):
-                if len(self.kept) < self.cap:
-                    self.kept += chunk[: self.cap - len(self.kept)]
-        except OSError:
-            pass
-        finally:
-            os.close(self.fd)
 
 
 class SandboxedKernelClient(AsyncKernelClient):
@@ -99,7 +79,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         self.transport = "ipc"
         self.ip = f"{sandbox.INSIDE_IPC}/kernel"
         self.box: sandbox.SandboxProcess | None = None
-        self.drain: _Drain | None = None
+        self.drain: sandbox.Drain | None = None
         self.cpu = 0.0  # CPU seconds of the kernel's sandbox
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
@@ -116,7 +96,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             self.box = sandbox.launch(spec, stdout=out_w, stderr=out_w)
         finally:
             os.close(out_w)
-        self.drain = _Drain(out_r)
+        self.drain = sandbox.Drain(out_r, LOG_CAP)
         provisioner = self.provisioner
         provisioner.process = self.box.popen
         provisioner.pid = self.box.popen.pid

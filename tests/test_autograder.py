@@ -30,7 +30,7 @@ import attacks  # tests/attacks: the corpus of bad submissions
 import nbformat
 import pytest
 
-from autograder import integrity, notebooks, sandbox
+from autograder import integrity, notebooks, uids
 from autograder.demo import BROKEN_TASK, break_task, solution_notebook
 from autograder.grade import grade, grade_table
 from autograder.job import trusted_roots
@@ -75,7 +75,7 @@ def sandbox_processes() -> list[int]:
                 cmdline = Path(entry.path, "cmdline").read_bytes()
             except OSError:
                 continue
-            if sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SLOTS and (
+            if uids.UID_BASE <= uid < uids.UID_BASE + uids.UID_SLOTS and (
                 os.fsencode(sys.prefix) in cmdline
             ):
                 alive.append(int(entry.name))

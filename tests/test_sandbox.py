@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from autograder import sandbox
+from autograder import sandbox, uids
 from autograder.limits import Limits
 from autograder.paths import REPO, grading_dir, release_dir
 from autograder.student import LIB_FILES
@@ -52,7 +52,7 @@ def test_own_unprivileged_uid_and_namespaces():
         """
     )
     assert found["uid"] == found["euid"] == found["gid"] == uid
-    assert sandbox.UID_BASE <= uid < sandbox.UID_BASE + sandbox.UID_SLOTS
+    assert uids.UID_BASE <= uid < uids.UID_BASE + uids.UID_SLOTS
     assert uid not in (0, os.getuid())
     assert found["groups"] in ([], [uid])
     assert max(found["pids"]) < 20, "the sandbox sees processes outside its pid namespace"
@@ -202,12 +202,12 @@ def test_nothing_outlives_the_sandbox():
     )
     proc = sandbox.launch(spec)
     deadline = time.monotonic() + 30
-    while len(sandbox.processes_of(proc.uid)) < 3 and time.monotonic() < deadline:
+    while len(uids.processes_of(proc.uid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(sandbox.processes_of(proc.uid)) >= 3, "the daemon did not start"
+    assert len(uids.processes_of(proc.uid)) >= 3, "the daemon did not start"
     uid = proc.uid
     proc.close()
-    assert sandbox.processes_of(uid) == []
+    assert uids.processes_of(uid) == []
 
 
 def test_limits_hold_inside():
