@@ -40,6 +40,12 @@ def randn(*shape: int, seed: int, dtype: torch.dtype = torch.float64) -> torch.T
     return torch.randn(*shape, generator=gen, dtype=torch.float64).to(dtype)
 
 
+def truncated(M: torch.Tensor, r: int) -> torch.Tensor:
+    """The best rank-``r`` approximation of ``M`` (Eckart-Young: the SVD cut at r), float64."""
+    U, S, Vh = torch.linalg.svd(M.double(), full_matrices=False)
+    return (U[:, :r] * S[:r]) @ Vh[:r]
+
+
 def randint(low: int, high: int, *shape: int, seed: int) -> torch.Tensor:
     """int64 tensor uniform in ``[low, high)`` from a private generator."""
     gen = torch.Generator().manual_seed(seed)

@@ -12,18 +12,19 @@ from fractions import Fraction
 import pytest
 import torch
 
-from autograder.checking import expect_close, expect_int, randn
+from autograder.checking import expect_close, expect_int, randn, truncated
 from autograder.student import CheckFailed
 
 
-def truncated_weight(W: torch.Tensor, r: int) -> torch.Tensor:
-    U, S, Vh = torch.linalg.svd(W.double(), full_matrices=False)
-    return (U[:, :r] * S[:r]) @ Vh[:r]
-
-
 def layer_ref(x, W, b, r):
-    y = x.double() @ truncated_weight(W, r).T
+    y = x.double() @ truncated(W, r).T
     return y if b is None else y + b.double()
+
+
+def expect_layer(student, W, b, r, x, dtype: torch.dtype, what: str, tol: dict) -> None:
+    """The student's SVDLinear at rank r on x, checked against :func:`layer_ref`."""
+    out = run_layer(student, W, b, r, x)
+    expect_close(out["y"], layer_ref(x, W, b, r), dtype=dtype, what=what, **tol)
 
 
 def run_layer(student, W, b, r, x, backward=False) -> dict:
@@ -52,15 +53,8 @@ def test_svd_linear_truncated(student):
     W = randn(30, 24, seed=9111, dtype=torch.float32)
     b = randn(30, seed=9112, dtype=torch.float32)
     x = randn(9, 24, seed=9113, dtype=torch.float32)
-    out = run_layer(student, W, b, 4, x)
-    expect_close(
-        out["y"],
-        layer_ref(x, W, b, 4),
-        dtype=torch.float32,
-        what="a truncated float32 layer",
-        rtol=1e-4,
-        atol=1e-4,
-    )
+    tol = dict(rtol=1e-4, atol=1e-4)
+    expect_layer(student, W, b, 4, x, torch.float32, "a truncated float32 layer", tol)
 
 
 @pytest.mark.mnist_svd_linear
@@ -69,15 +63,8 @@ def test_svd_linear_no_bias_batched(student):
     """SVDLinear: a layer without bias, on inputs with extra leading dimensions"""
     W = randn(10, 16, seed=9121)
     x = randn(2, 3, 16, seed=9122)
-    out = run_layer(student, W, None, 5, x)
-    expect_close(
-        out["y"],
-        layer_ref(x, W, None, 5),
-        dtype=torch.float64,
-        what="no bias, leading dimensions",
-        rtol=1e-8,
-        atol=1e-8,
-    )
+    tol = dict(rtol=1e-8, atol=1e-8)
+    expect_layer(student, W, None, 5, x, torch.float64, "no bias, leading dimensions", tol)
 
 
 @pytest.mark.mnist_svd_linear

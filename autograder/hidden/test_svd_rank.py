@@ -20,32 +20,23 @@ def errors_ref(M: torch.Tensor, ranks) -> torch.Tensor:
     return torch.stack([energy[k:].sum().sqrt() / energy.sum().sqrt() for k in ranks])
 
 
+def expect_errors(student, M, ranks, what: str, rtol: float, atol: float) -> torch.Tensor:
+    """The student's low_rank_errors(M, ranks), checked against :func:`errors_ref`."""
+    got = student.call("low_rank_errors", M, ranks)
+    expect_close(got, errors_ref(M, ranks), dtype=torch.float64, what=what, rtol=rtol, atol=atol)
+    return got
+
+
 @pytest.mark.svd_rank_errors
 @pytest.mark.points(1)
 def test_errors_random_and_low_rank(student):
     """low_rank_errors: a random matrix (ranks in any order, repeats), an exactly low-rank one"""
     M = randn(20, 13, seed=8101)
     ranks = [5, 1, 12, 5, 3]
-    got = student.call("low_rank_errors", M, ranks)
-    expect_close(
-        got,
-        errors_ref(M, ranks),
-        dtype=torch.float64,
-        what="a random matrix",
-        rtol=1e-9,
-        atol=1e-12,
-    )
+    expect_errors(student, M, ranks, "a random matrix", rtol=1e-9, atol=1e-12)
     M = randn(15, 3, seed=8111) @ randn(3, 11, seed=8112)
     ranks = [1, 2, 3, 4, 11]
-    got = student.call("low_rank_errors", M, ranks)
-    expect_close(
-        got,
-        errors_ref(M, ranks),
-        dtype=torch.float64,
-        what="an exactly low-rank matrix",
-        rtol=1e-8,
-        atol=1e-10,
-    )
+    expect_errors(student, M, ranks, "an exactly low-rank matrix", rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.svd_rank_errors
@@ -56,24 +47,10 @@ def test_errors_shapes_and_dtype(student):
     ranks = [2, 6]
     got = student.call("low_rank_errors", M, ranks)
     expect_tensor(got, (2,), torch.float64, what="a float32 matrix")
-    expect_close(
-        got,
-        errors_ref(M, ranks),
-        dtype=torch.float64,
-        what="a float32 matrix",
-        rtol=1e-5,
-        atol=1e-6,
-    )
+    tol = dict(rtol=1e-5, atol=1e-6)
+    expect_close(got, errors_ref(M, ranks), dtype=torch.float64, what="a float32 matrix", **tol)
     M = randn(40, 4, seed=8131)
-    got = student.call("low_rank_errors", M, [4])
-    expect_close(
-        got,
-        errors_ref(M, [4]),
-        dtype=torch.float64,
-        what="a tall matrix, one rank",
-        rtol=1e-9,
-        atol=1e-12,
-    )
+    expect_errors(student, M, [4], "a tall matrix, one rank", rtol=1e-9, atol=1e-12)
     values = student.call("low_rank_errors", randn(9, 9, seed=8141), list(range(1, 10)))
     expect_tensor(values, (9,), torch.float64, what="every rank of a square matrix")
     if bool((values[1:] > values[:-1] + 1e-12).any()):
@@ -94,32 +71,24 @@ def test_errors_tiny_singular_values(student):
     # the tail energy must be summed from the small end (total - cumsum cancels to 0), and
     # in float64 (a float32 SVD of a float32 matrix is off by ~1e-7 of the largest value)
     M = torch.diag(torch.tensor([1.0, 1e-9, 1e-12], dtype=torch.float64))
-    got = student.call("low_rank_errors", M, [1, 2, 3])
-    expect_close(
-        got,
-        errors_ref(M, [1, 2, 3]),
-        dtype=torch.float64,
-        what="a diagonal matrix with tiny singular values",
-        rtol=1e-6,
-        atol=0.0,
+    expect_errors(
+        student, M, [1, 2, 3], "a diagonal matrix with tiny singular values", rtol=1e-6, atol=0.0
     )
     M = with_spectrum([10.0**-e for e in range(8)], 11, 9, seed=8151)
-    got = student.call("low_rank_errors", M, [7, 3, 5, 1])
-    expect_close(
-        got,
-        errors_ref(M, [7, 3, 5, 1]),
-        dtype=torch.float64,
-        what="a non-square matrix with a spectrum over many orders of magnitude",
+    expect_errors(
+        student,
+        M,
+        [7, 3, 5, 1],
+        "a non-square matrix with a spectrum over many orders of magnitude",
         rtol=1e-6,
         atol=0.0,
     )
     M32 = with_spectrum([1.0, 1e-3, 1e-6, 1e-7], 7, 5, seed=8161).float()
-    got = student.call("low_rank_errors", M32, [2, 3])
-    expect_close(
-        got,
-        errors_ref(M32, [2, 3]),
-        dtype=torch.float64,
-        what="a float32 matrix with small singular values (computed in float64?)",
+    expect_errors(
+        student,
+        M32,
+        [2, 3],
+        "a float32 matrix with small singular values (computed in float64?)",
         rtol=1e-3,
         atol=0.0,
     )
