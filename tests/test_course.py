@@ -421,6 +421,8 @@ def test_stub_delegates_to_function_defined_in_main(student_root, tmp_path):
         layer = lowrank.SVDLinear(torch.nn.Linear(4, 3), 2)
         out["class"] = type(layer).__module__ + "." + type(layer).__name__
         out["isinstance"] = isinstance(layer, lowrank.SVDLinear)
+        out["other"] = isinstance(torch.nn.Linear(4, 3), lowrank.SVDLinear)
+        out["subclass"] = issubclass(SVDLinear, lowrank.SVDLinear)
         out["forward"] = layer(torch.ones(1, 4)).tolist()
         out["checked"] = type(lowrank.svd_linear(torch.nn.Linear(4, 3), 2)).__module__
         print(json.dumps(out))
@@ -430,6 +432,7 @@ def test_stub_delegates_to_function_defined_in_main(student_root, tmp_path):
     assert got["imported"] == TASKS["precision_matmul_log"].not_implemented_message()
     assert "Task precision_fft" in got["recursion"] and "calls dnnkernels'" in got["recursion"]
     assert got["class"] == "__main__.SVDLinear" and got["isinstance"] is True
+    assert got["other"] is False and got["subclass"] is True, "isinstance/issubclass of SVDLinear"
     assert got["forward"] == [[2.0, 2.0, 2.0, 2.0]]
     assert got["checked"] == "__main__"
 

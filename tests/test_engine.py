@@ -114,6 +114,22 @@ class Cluster:
             env={**self.env, **(env or {})},
         )
 
+    def grade_argv(self, grading: Path, *extra: str) -> list[str]:
+        """The class grader's command on this cluster (no feedback pages)."""
+        return [sys.executable, "-m", "autograder.grade", "--scheduler", self.address,
+                "--grading-dir", str(grading), "--no-feedback", *extra]  # fmt: skip
+
+    def grade(self, grading: Path, timeout: float, env: dict | None = None):
+        """Run the grader to its end (bounded); its exit status and output."""
+        return subprocess.run(
+            self.grade_argv(grading),
+            cwd=REPO,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
     def wait_for_workers(self, count: int) -> None:
         from distributed import Client
 
@@ -171,20 +187,9 @@ def test_a_killed_worker_loses_nothing_and_counts_nothing_twice():
             cluster.worker("worker-b")
             cluster.wait_for_workers(2)
             command = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "autograder.grade",
-                    "--scheduler",
-                    cluster.address,
-                    "--grading-dir",
-                    str(cluster_grading),
-                    "--assignment",
-                    ASSIGNMENT,
-                    "--no-feedback",
-                    "--submission-seconds",
-                    "200",
-                ],
+                cluster.grade_argv(
+                    cluster_grading, "--assignment", ASSIGNMENT, "--submission-seconds", "200"
+                ),
                 cwd=REPO,
                 env=cluster.env,
                 stdout=subprocess.PIPE,
@@ -230,23 +235,7 @@ def test_a_stale_worker_refuses_to_grade_and_the_run_fails():
         try:
             cluster.worker("stale", env={"DNNK_RELEASE_DIR": str(stale)})
             cluster.wait_for_workers(1)
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "autograder.grade",
-                    "--scheduler",
-                    cluster.address,
-                    "--grading-dir",
-                    str(grading),
-                    "--no-feedback",
-                ],
-                cwd=REPO,
-                env=cluster.env,
-                capture_output=True,
-                text=True,
-                timeout=600,
-            )
+            out = cluster.grade(grading, timeout=600)
         finally:
             cluster.stop()
         assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
@@ -267,23 +256,7 @@ def test_a_cluster_without_workers_fails_the_run(monkeypatch):
         nbformat.write(solution_notebook(ASSIGNMENT), folder / f"{ASSIGNMENT}.ipynb")
         cluster = Cluster(root)
         try:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "autograder.grade",
-                    "--scheduler",
-                    cluster.address,
-                    "--grading-dir",
-                    str(grading),
-                    "--no-feedback",
-                ],
-                cwd=REPO,
-                env={**cluster.env, "DNNK_NO_WORKER_SECONDS": "10"},
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            out = cluster.grade(grading, timeout=300, env={"DNNK_NO_WORKER_SECONDS": "10"})
         finally:
             cluster.stop()
         assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]

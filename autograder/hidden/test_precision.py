@@ -52,6 +52,16 @@ def int_conv_ref(x, k, b=None, stride=1, padding=0):
     return y if b is None else y + b.to(torch.int64).view(1, -1, 1, 1)
 
 
+def expect_conv_values(student, name: str, cases) -> None:
+    """``name`` on each case ``(conv_inputs shape, seed, bias?, keywords, what)`` against
+    :func:`conv_ref` in float64."""
+    for shape, seed, bias, kwargs, what in cases:
+        x, k, b = conv_inputs(*shape, seed=seed, bias=bias)
+        got = student.call(name, x, k, b, **kwargs)
+        ref = conv_ref(x, k, b, kwargs.get("stride", 1), kwargs.get("padding", 0))
+        expect_close(got, ref, dtype=torch.float64, what=what, **F64)
+
+
 # ------------------------------------------------------------------------------ im2col
 
 
@@ -59,20 +69,20 @@ def int_conv_ref(x, k, b=None, stride=1, padding=0):
 @pytest.mark.points(1)
 def test_im2col_values(student):
     """im2col: float64 values, also without bias, with 1x1 kernels and a 1x1 output"""
-    x, k, b = conv_inputs(2, 3, 10, 9, 5, 3, 3, seed=7301)
-    got = student.call("conv2d_im2col", x, k, b)
-    expect_close(got, conv_ref(x, k, b), dtype=torch.float64, what="a float64 batch", **F64)
-    x, k, _ = conv_inputs(1, 4, 7, 5, 2, 1, 1, seed=7331, bias=False)
-    got = student.call("conv2d_im2col", x, k, None)
-    expect_close(got, conv_ref(x, k), dtype=torch.float64, what="1x1 kernel, no bias", **F64)
-    x, k, b = conv_inputs(3, 1, 5, 6, 2, 7, 8, seed=7341)
-    got = student.call("conv2d_im2col", x, k, b, stride=1, padding=1)
-    expect_close(
-        got,
-        conv_ref(x, k, b, 1, 1),
-        dtype=torch.float64,
-        what="a kernel as large as the padded input (1x1 output)",
-        **F64,
+    expect_conv_values(
+        student,
+        "conv2d_im2col",
+        [
+            ((2, 3, 10, 9, 5, 3, 3), 7301, True, {}, "a float64 batch"),
+            ((1, 4, 7, 5, 2, 1, 1), 7331, False, {}, "1x1 kernel, no bias"),
+            (
+                (3, 1, 5, 6, 2, 7, 8),
+                7341,
+                True,
+                {"stride": 1, "padding": 1},
+                "a kernel as large as the padded input (1x1 output)",
+            ),
+        ],
     )
 
 
@@ -191,20 +201,14 @@ def test_winograd_low_precision(student):
 @pytest.mark.points(1)
 def test_fft_values(student):
     """FFT conv2d: float64 values, also without bias, with 1x1 kernels and a 1x1 output"""
-    x, k, b = conv_inputs(2, 3, 12, 10, 4, 3, 3, seed=7501)
-    got = student.call("conv2d_fft", x, k, b)
-    expect_close(got, conv_ref(x, k, b), dtype=torch.float64, what="a float64 batch", **F64)
-    x, k, _ = conv_inputs(2, 3, 6, 7, 2, 1, 1, seed=7531, bias=False)
-    got = student.call("conv2d_fft", x, k, None)
-    expect_close(got, conv_ref(x, k), dtype=torch.float64, what="1x1 kernel, no bias", **F64)
-    x, k, b = conv_inputs(1, 2, 6, 5, 3, 6, 5, seed=7541)
-    got = student.call("conv2d_fft", x, k, b)
-    expect_close(
-        got,
-        conv_ref(x, k, b),
-        dtype=torch.float64,
-        what="a kernel as large as the input (1x1 output)",
-        **F64,
+    expect_conv_values(
+        student,
+        "conv2d_fft",
+        [
+            ((2, 3, 12, 10, 4, 3, 3), 7501, True, {}, "a float64 batch"),
+            ((2, 3, 6, 7, 2, 1, 1), 7531, False, {}, "1x1 kernel, no bias"),
+            ((1, 2, 6, 5, 3, 6, 5), 7541, True, {}, "a kernel as large as the input (1x1 output)"),
+        ],
     )
 
 

@@ -46,6 +46,21 @@ def deserved(**changes: float) -> dict[str, float]:
     return {**FULL, **changes}
 
 
+#: precision's tasks that a cheat on every kernel loses (log_approx is extra credit)
+PRECISION_KERNELS = (
+    "precision_im2col",
+    "precision_winograd",
+    "precision_fft",
+    "precision_matmul_svd",
+    "precision_matmul_log",
+)
+
+
+def losing(*tasks: str) -> dict[str, float]:
+    """Full points, except none for ``tasks``."""
+    return deserved(**dict.fromkeys(tasks, 0))
+
+
 def find(nb, gid: str):
     """The first cell with nbgrader grade_id ``gid``."""
     return next(c for c in nb.cells if grade_id(c) == gid)

@@ -3,16 +3,10 @@ FLOPs, nothing from outside), then take the ``A @ B`` shortcut in ``matmul_log``
 record shows less work than any correct result needs: every recorded task earns nothing
 (a student who tampers with the measuring gets 0), only ``log_approx`` keeps its points."""
 
-from attacks import deserved, replace_answer
+from attacks import PRECISION_KERNELS, losing, replace_answer
 
 STUDENT = "attack_forged_record"
-DESERVED = deserved(
-    precision_im2col=0,
-    precision_winograd=0,
-    precision_fft=0,
-    precision_matmul_svd=0,
-    precision_matmul_log=0,
-)
+DESERVED = losing(*PRECISION_KERNELS)
 
 FORGER = """
 import sys

@@ -4,16 +4,10 @@ and wrap a (locked) check cell in ``try/except``. Every kernel but one is wrong.
 
 import copy
 
-from attacks import deserved, find, replace_answer
+from attacks import PRECISION_KERNELS, find, losing, replace_answer
 
 STUDENT = "attack_patch_checks"
-DESERVED = deserved(
-    precision_im2col=0,
-    precision_winograd=0,
-    precision_fft=0,
-    precision_matmul_svd=0,
-    precision_matmul_log=0,
-)
+DESERVED = losing(*PRECISION_KERNELS)
 
 # wrong by +1 everywhere, right shape and dtype; then make allclose and equal agree with
 # anything: the visible check passes and nbgrader alone would give full marks
