@@ -14,19 +14,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dnnkernels.course.paths import Layout
+
 REPO = Path(__file__).resolve().parent.parent
+#: the course kit's folders (one definition, shared with ``python -m dnnkernels.course``)
+LAYOUT = Layout(REPO)
 
 
 def release_dir() -> Path:
     """The student release directory."""
-    return Path(os.environ.get("DNNK_RELEASE_DIR") or REPO / "release").resolve()
+    return Path(os.environ.get("DNNK_RELEASE_DIR") or LAYOUT.release).resolve()
 
 
 def grading_dir() -> Path:
     """The grading directory (``$DNNK_GRADING_DIR`` or ``build/grading``)."""
-    return Path(os.environ.get("DNNK_GRADING_DIR") or REPO / "build" / "grading").resolve()
+    return LAYOUT.grading.resolve()
 
 
 def solutions_dir() -> Path:
     """Executed solution notebooks, ``build/solutions/<assignment>/<assignment>.ipynb``."""
-    return REPO / "build" / "solutions"
+    return LAYOUT.solutions
