@@ -1,4 +1,4 @@
-"""dnnkernels.bitwidth: b-bit accumulation, minimal widths, energy, the integer engine.
+"""The bit_width modules: b-bit accumulation, widths, energy, the integer engine, the study.
 
 Exercise checks carry their task markers (``bit_width_accumulate``, ``bit_width_min_bits``,
 ``bit_width_energy``). Every engine result is compared exactly (``torch.equal``) with an
@@ -18,31 +18,30 @@ from hypothesis import strategies as st
 from strategies import seeds
 from torch import nn
 
-from dnnkernels import bitwidth as bw
-from dnnkernels.bitwidth import (
+from dnnkernels import accumulator, bitwidth, intengine, partial_sums
+from dnnkernels.accumulator import (
     MODES,
     accumulate,
     accumulate_loop,
     accumulate_products,
-    add_energy_pj,
     bits_for_range,
+    min_bits,
+)
+from dnnkernels.bitwidth import greedy_per_layer, uniform_search, update_benchmarks
+from dnnkernels.data import load_mnist
+from dnnkernels.energy import (
+    add_energy_pj,
     conv_ops,
     energy,
-    greedy_per_layer,
-    integer_forward,
     layer_energy,
     linear_ops,
-    min_bits,
     mul_energy_pj,
     network_energy,
-    partial_sum_stats,
-    quantize,
-    reference_logits,
-    uniform_search,
-    update_benchmarks,
 )
-from dnnkernels.data import load_mnist
+from dnnkernels.intengine import integer_forward, reference_logits
 from dnnkernels.models import MLP, LeNet, load_trained
+from dnnkernels.partial_sums import partial_sum_stats
+from dnnkernels.quantize import quantize
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -228,7 +227,7 @@ def test_layer_energy_formula(n_mul, n_add, bits_mul, bits_add):
 
 def test_accumulate_products_dispatch():
     products = torch.tensor([[100, 100, -150], [-100, -100, 150]])
-    for method in bw.METHODS:
+    for method in accumulator.METHODS:
         sums, overflow = accumulate_products(products, 8, "saturate", method)
         assert sums.tolist() == [-23, 22] and overflow.tolist() == [True, True]
 
@@ -418,7 +417,7 @@ def test_32_bits_equals_direct_integer_reference(trained_qnet, mnist):
     images, labels = mnist.test_images, mnist.test_labels
     reference = reference_logits(trained_qnet, images)
     for mode in MODES:
-        result = bw.evaluate(trained_qnet, images, labels, 32, mode)
+        result = intengine.evaluate(trained_qnet, images, labels, 32, mode)
         assert result.overflow_outputs == dict.fromkeys(trained_qnet.layer_names, 0)
         assert result.accuracy == 100.0 * float((reference.argmax(1) == labels).double().mean())
     out = integer_forward(trained_qnet, images, 32)
@@ -433,7 +432,7 @@ def test_reference_is_the_float_layers_on_integers(trained_qnet, mnist):
     acc = acc + layer.bias.reshape(1, -1, 1, 1)
     expected = torch.round(acc.double() * layer.multiplier).clamp(0, 255)
     expected = torch.nn.functional.max_pool2d(expected, 2)
-    out = bw._layer_fast(layer, q.float(), 32, "saturate")[0]
+    out = intengine._layer_fast(layer, q.float(), 32, "saturate")[0]
     assert torch.equal(out.double(), expected)
 
 
@@ -456,7 +455,7 @@ def _prefix_extremes(qnet, images):
             prefix = (x.unsqueeze(1) * layer.weight.double().unsqueeze(0)).cumsum(dim=2)
             extremes = prefix.amax(dim=2), prefix.amin(dim=2)
         result.append((layer, x.clone(), extremes))
-        x = torch.as_tensor(bw._layer_fast(layer, x.float(), 64, "saturate")[0]).double()
+        x = torch.as_tensor(intengine._layer_fast(layer, x.float(), 64, "saturate")[0]).double()
     return result
 
 
@@ -465,10 +464,10 @@ def test_block_bounds_hold_and_tighten(trained_qnet, random_qnet, calibration, m
     mlp = quantize(MLP().eval(), calibration)  # a signed linear first layer
     for qnet in (trained_qnet, random_qnet, mlp):
         for layer, x, (high, low) in _prefix_extremes(qnet, mnist.test_images[:3]):
-            bounds = bw._block_bounds(layer, x.float())
+            bounds = intengine._block_bounds(layer, x.float())
             assert bounds is not None, layer.name
             upper, lower = (b.double() for b in bounds)
-            pos, neg = (t.double() for t in bw._signed_sums(layer, x.float()))
+            pos, neg = (t.double() for t in intengine._signed_sums(layer, x.float()))
             assert bool((upper >= high).all()) and bool((lower <= low).all()), layer.name
             assert bool((upper <= pos).all()) and bool((lower >= neg).all()), layer.name
 
@@ -478,8 +477,8 @@ def test_exact_conv_paths_agree():
     x = torch.randint(-128, 128, (3, 4, 9, 9), generator=g).float()
     w = torch.randint(-127, 128, (8, 2, 3, 3), generator=g).float()
     expected = torch.nn.functional.conv2d(x.double(), w.double(), padding=1, groups=2)
-    direct = bw._exact_conv(x, w, (1, 1), (1, 1), groups=2)  # float32: a direct backend
-    gemm = bw._exact_conv(x.double(), w.double(), (1, 1), (1, 1), groups=2)  # im2col + GEMM
+    direct = intengine._exact_conv(x, w, (1, 1), (1, 1), groups=2)  # float32: a direct backend
+    gemm = intengine._exact_conv(x.double(), w.double(), (1, 1), (1, 1), groups=2)  # im2col + GEMM
     assert torch.equal(direct.double(), expected) and torch.equal(gemm, expected)
 
 
@@ -491,7 +490,9 @@ def test_partial_sum_ranges_are_exact(trained_qnet, mnist):
     stats = partial_sum_stats(trained_qnet, images, progress=False)
     record: dict[str, list] = {}
     q = trained_qnet.quantize_input(images)
-    bw._forward_loop(trained_qnet, q, dict.fromkeys(trained_qnet.layer_names, 64), "wrap", record)
+    intengine._forward_loop(
+        trained_qnet, q, dict.fromkeys(trained_qnet.layer_names, 64), "wrap", record
+    )
     for name, s in stats.items():
         assert [s.prefix_min, s.prefix_max] == record[name], name
         assert s.min_bits == min_bits(s.prefix_min, s.prefix_max)
@@ -514,7 +515,7 @@ def test_min_bits_of_observed_range_is_tight(trained_qnet, mnist):
 
 
 def test_histogram_coarsens_beyond_its_size():
-    hist = bw._IntHistogram(max_log2=8)
+    hist = partial_sums._IntHistogram(max_log2=8)
     values = torch.tensor([-1000, -3, 0, 0, 5, 1000, 123456])
     hist.add(values[:4])
     hist.add(values[4:])
@@ -624,7 +625,7 @@ def test_quantize_rejects_unsupported_models(calibration):
 
 def test_evaluate_checks_labels(random_qnet, mnist):
     with pytest.raises(ValueError, match=r"labels: got 3 labels, expected 2"):
-        bw.evaluate(random_qnet, mnist.test_images[:2], mnist.test_labels[:3])
+        intengine.evaluate(random_qnet, mnist.test_images[:2], mnist.test_labels[:3])
 
 
 # ------------------------------------------------------------------- study and reporting
@@ -632,7 +633,7 @@ def test_evaluate_checks_labels(random_qnet, mnist):
 
 def test_prefix_cached_runner_equals_evaluate(trained_qnet, mnist):
     images, labels = mnist.test_images[:100], mnist.test_labels[:100]
-    runner = bw._PrefixCachedRunner(trained_qnet, images, labels, batch_size=40)
+    runner = bitwidth._PrefixCachedRunner(trained_qnet, images, labels, batch_size=40)
     names = trained_qnet.layer_names
     assignments = [
         dict.fromkeys(names, 17),
@@ -642,7 +643,7 @@ def test_prefix_cached_runner_equals_evaluate(trained_qnet, mnist):
     for mode in MODES:
         for bits in assignments:
             cached = runner.evaluate(bits, mode)
-            direct = bw.evaluate(trained_qnet, images, labels, bits, mode)
+            direct = intengine.evaluate(trained_qnet, images, labels, bits, mode)
             assert cached.accuracy == direct.accuracy
             assert cached.overflow_outputs == direct.overflow_outputs
             assert cached.overflow_images == direct.overflow_images
@@ -659,12 +660,12 @@ def test_update_benchmarks_keeps_other_sections(tmp_path):
     update_benchmarks(path, "third")  # replaces it in place
     text = path.read_text()
     assert "third" in text and "second" not in text
-    assert text.index("keep me\n") < text.index(bw.BENCH_BEGIN) < text.index("keep me too")
-    assert text.count(bw.BENCH_BEGIN) == 1 and text.count(bw.BENCH_END) == 1
+    assert text.index("keep me\n") < text.index(bitwidth.BENCH_BEGIN) < text.index("keep me too")
+    assert text.count(bitwidth.BENCH_BEGIN) == 1 and text.count(bitwidth.BENCH_END) == 1
 
 
 def test_study_command_on_a_subset(tmp_path, mnist):
-    summary = bw.main(
+    summary = bitwidth.main(
         ["--out", str(tmp_path), "--images", "300", "--calibration", "500", "--no-bench"]
     )
     for name in ("partial_sums.png", "accuracy_vs_bits.png", "energy.png", "approaches.csv"):
@@ -687,7 +688,7 @@ def test_study_command_on_a_subset(tmp_path, mnist):
 
 
 def test_benchmark_section(trained_qnet, mnist):
-    section, numbers = bw.benchmark(
+    section, numbers = bitwidth.benchmark(
         trained_qnet, mnist.test_images[:200], mnist.test_labels[:200], [32], 1, repeats=1
     )
     assert "<= 5 s" in section and ("| met |" in section or "| missed |" in section)

@@ -147,21 +147,21 @@ def test_every_exercise_has_secret_lines(fresh):
 
 def test_reference_only_bodies_are_cut_and_scanned(fresh, student_root, tmp_path):
     """accumulate_loop (a complete slow accumulate) reaches students without its body."""
-    text = (LAYOUT.src / "bitwidth.py").read_text(encoding="utf-8")
-    (region,) = reference_regions(text, "bitwidth.py")
+    text = (LAYOUT.src / "accumulator.py").read_text(encoding="utf-8")
+    (region,) = reference_regions(text, "accumulator.py")
     assert region.function == "accumulate_loop", region
     body = text.splitlines()[region.begin : region.end - 1]
     secrets = secret_set(LAYOUT, fresh.exercises)
     scanned = [x for x in body if " ".join(x.split()) in secrets]
     assert scanned, "no line of accumulate_loop's body is scanned for"
-    released = (student_root / "dnnkernels" / "bitwidth.py").read_text(encoding="utf-8")
+    released = (student_root / "dnnkernels" / "accumulator.py").read_text(encoding="utf-8")
     assert not any(line in released for line in scanned), "accumulate_loop body in release"
     result = run_student_build(
         """
         import json, torch
-        from dnnkernels import bitwidth
+        from dnnkernels import accumulator
         try:
-            bitwidth.accumulate_loop(torch.ones(2, 3, dtype=torch.int64), 8)
+            accumulator.accumulate_loop(torch.ones(2, 3, dtype=torch.int64), 8)
         except NotImplementedError as exc:
             print(json.dumps(str(exc)))
         else:

@@ -32,11 +32,17 @@ from helpers import ACCUMULATE_LOOP
 from autograder import protocol, runner
 from autograder.paths import REPO
 from autograder.student import CheckFailed, StudentError
-from dnnkernels import bitwidth, conv2d, lowrank, matmul
+from dnnkernels import accumulator, conv2d, energy, lowrank, matmul
 from dnnkernels.tasks import ASSIGNMENTS, TASKS
 
 HIDDEN = REPO / "autograder" / "hidden"
-MODULES = {"conv2d": conv2d, "matmul": matmul, "lowrank": lowrank, "bitwidth": bitwidth}
+MODULES = {
+    "conv2d": conv2d,
+    "matmul": matmul,
+    "lowrank": lowrank,
+    "accumulator": accumulator,
+    "energy": energy,
+}
 
 
 # ---------------------------------------------------------------------------- the checks

@@ -145,7 +145,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_accumulate",
             "bit_width",
-            "bitwidth",
+            "accumulator",
             "accumulate",
             4,
             "b-bit accumulation of partial sums with saturation or wrap-around",
@@ -153,7 +153,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_min_bits",
             "bit_width",
-            "bitwidth",
+            "accumulator",
             "min_bits",
             2,
             "the smallest two's complement bit-width that holds a range",
@@ -161,7 +161,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_energy",
             "bit_width",
-            "bitwidth",
+            "energy",
             "layer_energy",
             2,
             "energy of a layer under the s_mul / s_add model",

@@ -32,7 +32,7 @@ _END_WORDS = "END SOLUTION"
 # so nothing released may hold them, not even in prose
 MARKER_LINE = re.compile(r"\b(BEGIN|END) (SOLUTION|HIDDEN TESTS|REFERENCE ONLY)\b")
 # reference-only regions: the body of a helper that is not an exercise itself but would
-# answer one (the naive loop of bitwidth.accumulate); cut from the student build
+# answer one (the naive loop of accumulator.accumulate); cut from the student build
 REFERENCE_BEGIN = "### BEGIN REFERENCE ONLY"
 REFERENCE_END = "### END REFERENCE ONLY"
 _REFERENCE_LINE = re.compile(r"^(\s*)#+\s*(BEGIN|END) REFERENCE ONLY\b")
