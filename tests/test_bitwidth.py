@@ -526,6 +526,35 @@ def test_histogram_coarsens_beyond_its_size():
         assert edges[j] <= v < edges[j + 1] and counts[j] > 0
 
 
+def _stats_with(edges: list[float], counts: list[int]) -> partial_sums.PartialSumStats:
+    """A PartialSumStats that holds only the given histogram (the ranges are not used)."""
+    return partial_sums.PartialSumStats(
+        "fc", 0, 0, 0, 0, 1, 1, int(sum(counts)), np.array(edges, float), np.array(counts)
+    )
+
+
+def test_plottable_histogram_merges_whole_bins_by_hand():
+    """10 unit bins of 0..9 into at most 4: k = ceil(10 / 4) = 3 bins each, the last padded."""
+    stats = _stats_with(list(range(11)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    edges, counts = stats.histogram(bins=4)
+    assert edges.tolist() == [0, 3, 6, 9, 12], f"edges {edges.tolist()}, expected steps of 3"
+    assert counts.tolist() == [6, 15, 24, 10], f"counts {counts.tolist()} != [1+2+3, ...]"
+    edges, counts = stats.histogram(bins=10)  # already few enough bins: unchanged
+    assert counts.tolist() == list(range(1, 11)), f"bins=10 changed the counts: {counts}"
+
+
+def test_plottable_histogram_of_lenet_has_few_bins(trained_qnet, mnist):
+    """Q1's trap: hist_counts has ~10**5 bins per layer; histogram() gives <= bins, exactly."""
+    stats = partial_sum_stats(trained_qnet, mnist.test_images[:50], progress=False)
+    for name, s in stats.items():
+        edges, counts = s.histogram(bins=200)
+        assert len(counts) <= 200 and len(edges) == len(counts) + 1, f"{name}: {len(counts)}"
+        centers = (s.hist_edges[:-1] + s.hist_edges[1:]) / 2  # each fine bin in one coarse bin
+        want, _ = np.histogram(centers, bins=edges, weights=s.hist_counts)
+        assert np.array_equal(counts, want), f"{name}: merged counts != np.histogram of bins"
+        assert edges[0] <= s.final_min and s.final_max < edges[-1], f"{name}: range cut"
+
+
 # ------------------------------------------------------------------------------ searches
 
 

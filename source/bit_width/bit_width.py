@@ -273,12 +273,15 @@ print(f"float LeNet: {100 * float_accuracy(lenet, mnist):.2f} % on the 10,000 te
 # %% [markdown]
 # ## 5. Partial sums, layer by layer (Q1, 3 points; Q2, 2 points)
 #
-# Compute the statistics of every layer's accumulations over the 2000 calibration images with
-# `partial_sums.partial_sum_stats(qnet, calibration, progress=False)` (exact 64-bit arithmetic): a dict
-# layer name → `PartialSumStats` with the range of all partial sums (`prefix_min`,
-# `prefix_max`), their `min_bits`, and a histogram of the final accumulator values
-# (`hist_edges`, `hist_counts`: bin `j` counts the values in
-# `[hist_edges[j], hist_edges[j+1])`).
+# Compute the statistics of every layer's accumulations over the 2000 calibration images
+# with `partial_sums.partial_sum_stats(qnet, calibration, progress=False)` (exact 64-bit
+# arithmetic): a dict layer name → `PartialSumStats` with the range of all partial sums
+# (`prefix_min`, `prefix_max`), their `min_bits`, and a histogram of the final accumulator
+# values (`hist_edges`, `hist_counts`: bin `j` counts the values in
+# `[hist_edges[j], hist_edges[j+1])`). That histogram is exact, one bin per integer value:
+# 10**5 bins and more per layer, far too many to draw one bar each (`ax.bar` on them runs
+# for many minutes). To plot, take `edges, counts = s.histogram(bins=100)` (at most 100
+# bins, counts still exact) and draw them with `ax.stairs(counts, edges, fill=True)`.
 #
 # **Q1.** Plot one histogram per layer (log count axis), mark the range of all partial sums
 # and the range of its `min_bits`, and save the figure as `bit_width_partial_sums.png`.
@@ -293,8 +296,8 @@ stats = partial_sums.partial_sum_stats(qnet, calibration, progress=False)
 bits_a = max(s.min_bits for s in stats.values())
 fig, axes = plt.subplots(1, len(stats), figsize=(3.3 * len(stats), 3.3), sharey=True)
 for ax, s in zip(axes, stats.values(), strict=True):
-    centers = (s.hist_edges[:-1] + s.hist_edges[1:]) / 2
-    ax.hist(centers, bins=120, weights=s.hist_counts, color="tab:blue", alpha=0.8)
+    edges, counts = s.histogram(bins=120)
+    ax.stairs(counts, edges, fill=True, color="tab:blue", alpha=0.8)
     ax.set_yscale("log")
     for v in (s.prefix_min, s.prefix_max):
         ax.axvline(v, color="tab:red", lw=1, ls="--")

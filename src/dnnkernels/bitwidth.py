@@ -18,7 +18,6 @@ import argparse
 import csv
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import re
@@ -380,13 +379,8 @@ def plot_partial_sums(stats: Mapping[str, PartialSumStats], path: str | os.PathL
     n = len(stats)
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
     for ax, s in zip(axes[0], stats.values(), strict=True):
-        edges, counts = s.hist_edges, s.hist_counts
-        # regroup into at most 80 display bins
-        group = max(1, math.ceil(len(counts) / 80))
-        pad = (-len(counts)) % group
-        counts_g = np.pad(counts, (0, pad)).reshape(-1, group).sum(axis=1)
-        edges_g = np.append(edges[:-1:group], edges[-1] + pad * (edges[1] - edges[0]))
-        ax.stairs(counts_g, edges_g, fill=True, color="tab:blue", alpha=0.7)
+        edges, counts = s.histogram(bins=80)
+        ax.stairs(counts, edges, fill=True, color="tab:blue", alpha=0.7)
         ax.set_yscale("log")
         for v in (s.prefix_min, s.prefix_max):
             ax.axvline(v, color="tab:red", lw=1, ls="--")

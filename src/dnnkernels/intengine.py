@@ -429,7 +429,8 @@ def _max_pool_loop(act, k):
 def _check_qnet(qnet: object) -> QuantizedNet:
     if not isinstance(qnet, QuantizedNet):
         raise TypeError(
-            f"qnet: got {describe(qnet)}, expected a QuantizedNet (use dnnkernels.quantize.quantize)"
+            f"qnet: got {describe(qnet)}, expected a QuantizedNet "
+            "(from dnnkernels.quantize.quantize)"
         )
     return qnet
 

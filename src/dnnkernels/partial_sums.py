@@ -100,7 +100,9 @@ class PartialSumStats:
         final_bits: ``min_bits(final_min, final_max)``.
         accumulations: number of accumulations (outputs) seen.
         hist_edges, hist_counts: histogram of the final accumulator values (exact integer
-            bins while the span is below 2**22, then power-of-two bins).
+            bins while the span is below 2**22, then power-of-two bins): float64 edges
+            (n + 1,) and int64 counts (n,), often 10**5 bins and more. Too many to draw
+            one bar each; plot :meth:`histogram` instead.
     """
 
     name: str
@@ -113,6 +115,32 @@ class PartialSumStats:
     accumulations: int
     hist_edges: np.ndarray = field(repr=False)
     hist_counts: np.ndarray = field(repr=False)
+
+    def histogram(self, bins: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """The histogram of the final values at a plottable resolution: ``<= bins`` bins.
+
+        Every ``k = ceil(n / bins)`` consecutive bins of ``(hist_edges, hist_counts)`` (``n``
+        bins) merge into one, so the counts stay exact (no value changes bin) and sum to
+        ``accumulations``. Plot with ``ax.stairs(counts, edges, fill=True)``.
+
+        Args:
+            bins: the largest number of bins wanted, int >= 1.
+
+        Returns:
+            ``(edges, counts)``: float64 (m + 1,) and int64 (m,) with ``m <= bins``; bin
+            ``j`` holds the values in ``[edges[j], edges[j+1])``.
+        """
+        bins = check_int("bins", bins, low=1)
+        counts = np.asarray(self.hist_counts, dtype=np.int64)
+        edges = np.asarray(self.hist_edges, dtype=np.float64)
+        k = -(-len(counts) // bins)  # ceil
+        if k <= 1:
+            return edges.copy(), counts.copy()
+        m = -(-len(counts) // k)
+        padded = np.zeros(m * k, dtype=np.int64)
+        padded[: len(counts)] = counts
+        width = edges[1] - edges[0]
+        return edges[0] + width * k * np.arange(m + 1), padded.reshape(m, k).sum(axis=1)
 
 
 class _RangeObserver:
