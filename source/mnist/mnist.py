@@ -190,7 +190,7 @@ print("SVDLinear: visible checks passed")
 # layer, and prints the FLOPs of each. The last line is your `SVDLinear`.
 
 # %%
-from dnnkernels.bench import time_medians
+from dnnkernels.timing import time_medians
 from dnnkernels.data import load_mnist, normalize
 from dnnkernels.matmul import truncated_svd
 from dnnkernels.models import load_trained
