@@ -129,7 +129,7 @@ TASKS: dict[str, Task] = {
         Task(
             "mnist_svd_linear",
             "mnist",
-            "lowrank",
+            "compress",
             "SVDLinear",
             4,
             "a linear layer that multiplies by truncated SVD factors",
@@ -137,7 +137,7 @@ TASKS: dict[str, Task] = {
         Task(
             "mnist_rank_for_ratio",
             "mnist",
-            "lowrank",
+            "compress",
             "rank_for_ratio",
             2,
             "the largest rank whose factored layer meets a compression ratio",

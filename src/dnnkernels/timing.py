@@ -28,6 +28,20 @@ CLOCKS: dict[str, Callable[[], float]] = {
     "process": time.process_time,
 }
 
+#: how a report names each clock
+CLOCK_NAMES = {
+    "wall": "wall clock (`timeit.default_timer`)",
+    "thread": "CPU time of the timing thread (`time.thread_time`), so other jobs do not count",
+    "process": "CPU time of the process, all threads (`time.process_time`)",
+}
+
+
+def steady_clock(threads: int) -> str:
+    """The clock least disturbed by other jobs: ``"thread"`` with one torch thread (where
+    torch does all its work), ``"wall"`` with several (the calling thread's CPU time would
+    miss the work of the others)."""
+    return "thread" if check_int("threads", threads, low=1) == 1 else "wall"
+
 
 def time_medians(
     fns: Mapping[str, Callable[[], object]],
