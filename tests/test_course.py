@@ -389,7 +389,7 @@ def test_stub_delegates_to_function_defined_in_main(student_root, tmp_path):
         from dnnkernels.conv2d import conv2d
         from dnnkernels.matmul import matmul_log  # imported, not the student's: ignored
         import dnnkernels.conv2d as library
-        import dnnkernels.lowrank as lowrank
+        import dnnkernels.compress as compress
 
         def conv2d_im2col(x, k, b=None, stride=1, padding=0):
             return torch.full((1,), 7.0 + stride)
@@ -418,11 +418,11 @@ def test_stub_delegates_to_function_defined_in_main(student_root, tmp_path):
             library.conv2d_fft(x, k)
         except RecursionError as exc:
             out["recursion"] = str(exc)
-        layer = lowrank.SVDLinear(torch.nn.Linear(4, 3), 2)
+        layer = compress.SVDLinear(torch.nn.Linear(4, 3), 2)
         out["class"] = type(layer).__module__ + "." + type(layer).__name__
-        out["isinstance"] = isinstance(layer, lowrank.SVDLinear)
+        out["isinstance"] = isinstance(layer, compress.SVDLinear)
         out["forward"] = layer(torch.ones(1, 4)).tolist()
-        out["checked"] = type(lowrank.svd_linear(torch.nn.Linear(4, 3), 2)).__module__
+        out["checked"] = type(compress.svd_linear(torch.nn.Linear(4, 3), 2)).__module__
         print(json.dumps(out))
     """
     got = run_student_build(code, student_root, tmp_path)

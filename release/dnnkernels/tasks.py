@@ -130,7 +130,7 @@ TASKS: dict[str, Task] = {
         Task(
             "mnist_svd_linear",
             "mnist",
-            "lowrank",
+            "compress",
             "SVDLinear",
             4,
             "a linear layer that multiplies by truncated SVD factors",
@@ -138,7 +138,7 @@ TASKS: dict[str, Task] = {
         Task(
             "mnist_rank_for_ratio",
             "mnist",
-            "lowrank",
+            "compress",
             "rank_for_ratio",
             2,
             "the largest rank whose factored layer meets a compression ratio",
@@ -146,7 +146,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_accumulate",
             "bit_width",
-            "bitwidth",
+            "accumulator",
             "accumulate",
             4,
             "b-bit accumulation of partial sums with saturation or wrap-around",
@@ -154,7 +154,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_min_bits",
             "bit_width",
-            "bitwidth",
+            "accumulator",
             "min_bits",
             2,
             "the smallest two's complement bit-width that holds a range",
@@ -162,7 +162,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_energy",
             "bit_width",
-            "bitwidth",
+            "energy",
             "layer_energy",
             2,
             "energy of a layer under the s_mul / s_add model",
