@@ -20,7 +20,9 @@ from hypothesis import given
 from strategies import seeds
 
 from dnnkernels import precision as P
+from dnnkernels import precision_report as R
 from dnnkernels.conv2d import winograd_transforms
+from dnnkernels.formats import FormatMode
 
 SMALL = {"conv2d": (1, 3, 7, 7, 2), "matmul": (5, 12, 4)}
 MEDIUM = {"conv2d": (2, 8, 9, 9, 4), "matmul": (16, 64, 16)}
@@ -112,7 +114,7 @@ def test_error_grows_as_the_format_shrinks(op, method):
 
 def test_format_mode_rounds_every_intermediate():
     one = torch.ones(3, dtype=torch.float16)
-    with P.FormatMode(torch.float16):
+    with FormatMode(torch.float16):
         # the method asks for float64, but every result is held in float16:
         # 1 + 2**-12 rounds to 1 (float16 has 10 fraction bits), so the difference is 0
         y = (one.to(torch.float64) + 2.0**-12) - 1.0
@@ -126,7 +128,7 @@ def test_format_mode_emulates_missing_kernels_in_float32_and_rounds():
     x = torch.randn(2, 8, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
     with pytest.raises(RuntimeError):
         torch.fft.rfft(x)  # torch has no CPU bfloat16 FFT: the reason for the emulation
-    mode = P.FormatMode(torch.bfloat16)
+    mode = FormatMode(torch.bfloat16)
     with mode:
         X = torch.fft.rfft(x)
         back = torch.fft.irfft(X * 2, n=8)
@@ -140,13 +142,13 @@ def test_format_mode_emulates_missing_kernels_in_float32_and_rounds():
 
 def test_format_mode_inplace_and_views():
     base = torch.zeros(2, 3, dtype=torch.float16)
-    with P.FormatMode(torch.float16):
+    with FormatMode(torch.float16):
         base[0] = torch.tensor([1.0, 2.0, 1.0 + 2.0**-12], dtype=torch.float64)
         base[1].add_(1.0 / 3.0)
     assert torch.equal(base[0], torch.tensor([1.0, 2.0, 1.0], dtype=torch.float16))
     assert torch.equal(base[1], torch.full((3,), 1.0 / 3.0).to(torch.float16))
     with pytest.raises(ValueError, match="fmt: got torch.int8"):
-        P.FormatMode(torch.int8)
+        FormatMode(torch.int8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,27 +351,27 @@ def test_writers_and_plot(tmp_path):
         methods=["torch", "im2col", "svd"], precisions=["float16", "float64", "int8", "int32"],
         sizes=SMALL, progress=False,
     )  # fmt: skip
-    path = P.write_csv(rows, tmp_path / "t" / "table.csv")
+    path = R.write_csv(rows, tmp_path / "t" / "table.csv")
     with path.open() as fh:
         read = list(csv.DictReader(fh))
     assert len(read) == len(rows) and tuple(read[0]) == P.COLUMNS
     assert float(read[0]["rel_fro"]) == rows[0]["rel_fro"]  # 17 digits round-trip
-    text = P.write_markdown(rows, tmp_path / "table.md").read_text()
+    text = R.write_markdown(rows, tmp_path / "table.md").read_text()
     assert "| method | int8 | float16 | int32 | float64 |" in text
     assert "## conv2d" in text and "## matmul" in text
     for op in P.OPS:
-        png = P.plot_error_vs_precision(rows, tmp_path / "plots" / f"{op}.png", op=op)
+        png = R.plot_error_vs_precision(rows, tmp_path / "plots" / f"{op}.png", op=op)
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     with pytest.raises(ValueError, match="op: got None"):
-        P.plot_error_vs_precision(rows, tmp_path / "x.png")
+        R.plot_error_vs_precision(rows, tmp_path / "x.png")
     with pytest.raises(ValueError, match="metric: got 'max'"):
-        P.plot_error_vs_precision(rows, tmp_path / "x.png", op="conv2d", metric="max")
+        R.plot_error_vs_precision(rows, tmp_path / "x.png", op="conv2d", metric="max")
 
 
 @pytest.mark.slow
 def test_command_line_writes_table_and_plots(tmp_path):
-    written = P.main(["--out", str(tmp_path), "--no-progress"])
+    written = R.main(["--out", str(tmp_path), "--no-progress"])
     names = sorted(p.name for p in written)
     assert names == ["conv2d.png", "matmul.png", "table.csv", "table.md"]
     rows = list(csv.DictReader((tmp_path / "table.csv").open()))
