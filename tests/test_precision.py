@@ -19,10 +19,12 @@ from helpers import assert_close
 from hypothesis import given
 from strategies import seeds
 
+from dnnkernels import matmul as matmul_module
 from dnnkernels import precision as P
 from dnnkernels import precision_report as R
 from dnnkernels.conv2d import winograd_transforms
 from dnnkernels.formats import FormatMode
+from dnnkernels.tasks import TASKS
 
 SMALL = {"conv2d": (1, 3, 7, 7, 2), "matmul": (5, 12, 4)}
 MEDIUM = {"conv2d": (2, 8, 9, 9, 4), "matmul": (16, 64, 16)}
@@ -383,3 +385,51 @@ def test_reference_is_float64_direct():
     assert_close(
         P.reference("conv2d", inputs), F.conv2d(inputs["x"], inputs["k"]), 0, 0, "reference"
     )
+
+
+# ------------------------------------------------------------- traps of the student build
+
+
+def _stub(task_id: str):
+    """What the student build runs for an exercise the student has not written."""
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError(TASKS[task_id].not_implemented_message())
+
+    return stub
+
+
+def test_default_table_leaves_out_an_unwritten_extra_credit_method(monkeypatch):
+    """precision Q2: precision_table() is complete without the optional log_approx."""
+    monkeypatch.setattr(matmul_module, "matmul_log_approx", _stub("precision_matmul_log_approx"))
+    rows = P.precision_table(ops="matmul", precisions=["float32", "int8"], progress=False)
+    got = {r["method"] for r in rows}
+    want = set(P.METHODS["matmul"]) - {"log_approx"}
+    assert got == want, f"default methods ran {sorted(got)}, expected {sorted(want)}"
+    with pytest.raises(NotImplementedError, match="precision_matmul_log_approx"):
+        P.precision_table(ops="matmul", methods=["log_approx"], progress=False)
+
+
+def test_default_table_still_raises_for_a_required_method(monkeypatch):
+    """Only optional exercises are left out: an unwritten matmul_log still stops the table."""
+    monkeypatch.setattr(matmul_module, "matmul_log", _stub("precision_matmul_log"))
+    with pytest.raises(NotImplementedError, match="precision_matmul_log:"):
+        P.precision_table(ops="matmul", precisions=["float32"], progress=False)
+
+
+def test_nan_from_log_of_zero_is_named_not_blamed_on_magnitudes(monkeypatch):
+    """A matmul_log that multiplies 0 * inf gives NaN: the message names NaN and log2(0)."""
+
+    def naive_log(A, B):
+        logs = torch.log2(A.abs())[:, :, None] + torch.log2(B.abs())[None, :, :]
+        signs = torch.sign(A)[:, :, None] * torch.sign(B)[None, :, :]
+        return (signs * torch.exp2(logs) * (logs * 0 + 1)).sum(dim=1)  # -inf * 0 = NaN
+
+    monkeypatch.setattr(matmul_module, "matmul_log", naive_log)
+    A = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
+    B = torch.tensor([[3.0, 0.0], [1.0, 2.0]])
+    with pytest.raises(ValueError) as info:
+        P.run_method("matmul", "log", "int16", {"A": A, "B": B})
+    message = str(info.value)
+    assert "NaN or infinite" in message and "log2(0)" in message, message
+    assert "2**52" not in message, f"blames the magnitudes: {message}"
