@@ -142,6 +142,17 @@ def test_every_exercise_has_secret_lines(fresh):
         assert own & secrets, f"{task_id}: no solution line is long and unique enough to scan for"
 
 
+def test_student_build_does_not_speak_of_markers_it_lacks(fresh):
+    """The student build has no solution markers and no dnnkernels.course: its modules must
+    not tell the student that the exercise bodies sit between markers (issue 15)."""
+    claims = ("between the markers", "between solution markers", "dnnkernels.course")
+    for rel, data in fresh.files.items():
+        if rel.startswith("dnnkernels/") and rel.endswith(".py"):
+            text = data.decode("utf-8").lower()
+            found = [claim for claim in claims if claim in text]
+            assert not found, f"release/{rel} says {found}, untrue in the student build"
+
+
 def test_reference_only_bodies_are_cut_and_scanned(fresh, student_root, tmp_path):
     """accumulate_loop (a complete slow accumulate) reaches students without its body."""
     text = (LAYOUT.src / "accumulator.py").read_text(encoding="utf-8")

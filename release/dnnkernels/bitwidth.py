@@ -16,19 +16,15 @@ updates the bitwidth section of ``BENCHMARKS.md``.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import json
 import os
 import platform
-import re
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from dnnkernels.accumulator import MAX_BITS, MIN_BITS, MODES
@@ -37,9 +33,19 @@ from dnnkernels.energy import NetworkEnergy, network_energy
 from dnnkernels.intengine import Evaluation, _layer_fast, evaluate, integer_forward
 from dnnkernels.partial_sums import PartialSumStats, partial_sum_stats
 from dnnkernels.quantize import QuantizedNet, quantize
+from dnnkernels.report import (
+    cpu_model,
+    load_average,
+    markdown_table,
+    pyplot,
+    save_figure,
+    write_csv,
+    write_section,
+)
+from dnnkernels.timing import time_medians
 
-BENCH_BEGIN = "<!-- bench:bitwidth:begin -->"
-BENCH_END = "<!-- bench:bitwidth:end -->"
+BENCH_SECTION = "bitwidth"
+"""Name of the section in BENCHMARKS.md (``<!-- bench:bitwidth:begin/end -->`` markers)."""
 
 
 def uniform_search(
@@ -129,15 +135,16 @@ class Approach:
     energy: NetworkEnergy
 
 
-def _timed_median(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """Median wall-clock and median process CPU time (all threads) of ``repeats`` calls."""
-    walls, cpus, result = [], [], None
-    for _ in range(repeats):
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = fn()
-        walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
-    return float(np.median(walls)), float(np.median(cpus)), result
+def _timed(fn: Callable[[], object], threads: int, rounds: int, clock: str):
+    """``(median seconds per call, the last result)`` of ``fn`` by :func:`time_medians`:
+    ``rounds`` rounds of one measured call each (after the call that sizes the block)."""
+    box: dict[str, object] = {}
+
+    def call() -> None:
+        box["result"] = fn()
+
+    seconds = time_medians({"fn": call}, threads, min_run_time=1e-6, rounds=rounds, clock=clock)
+    return seconds["fn"], box["result"]
 
 
 class _PrefixCachedRunner:
@@ -363,20 +370,10 @@ def run_study(
 # ============================================================================== output
 
 
-def _pyplot():
-    import matplotlib
-
-    if "matplotlib.pyplot" not in sys.modules:  # a notebook keeps its inline backend
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_partial_sums(stats: Mapping[str, PartialSumStats], path: str | os.PathLike) -> Path:
     """Histogram of the final accumulator values of every layer (one panel each), with the
     observed range of all partial sums and the range of its ``min_bits`` marked."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(stats)
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), squeeze=False)
     for ax, s in zip(axes[0], stats.values(), strict=True):
@@ -396,10 +393,7 @@ def plot_partial_sums(stats: Mapping[str, PartialSumStats], path: str | os.PathL
         ax.tick_params(labelsize=7)
     axes[0][0].set_ylabel("accumulations")
     fig.suptitle("Final accumulator values per layer (red: range of all partial sums)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy_sweep(
@@ -411,7 +405,7 @@ def plot_accuracy_sweep(
     path: str | os.PathLike,
 ) -> Path:
     """Test accuracy against the uniform accumulator width, one line per mode."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for mode, runs in sweep.items():
         widths = sorted(b for b in runs if b != 32)
@@ -425,15 +419,12 @@ def plot_accuracy_sweep(
     ax.set_ylim(0, 100)
     ax.legend(fontsize=8)
     ax.set_title("Accuracy against uniform accumulator width")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def plot_energy(approaches: Sequence[Approach], path: str | os.PathLike) -> Path:
     """Energy per image of each approach, model units and pJ side by side."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     labels = [a.label for a in approaches]
     for ax, values, unit in (
@@ -445,10 +436,7 @@ def plot_energy(approaches: Sequence[Approach], path: str | os.PathLike) -> Path
         ax.set_ylabel(f"energy per image ({unit})")
         ax.tick_params(labelsize=8)
     fig.suptitle("Energy per inference by approach", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def write_table(
@@ -460,65 +448,23 @@ def write_table(
     """The A/B/C table as ``approaches.md`` (markdown) and ``approaches.csv``."""
     out = Path(out)
     base = next((a for a in approaches if a.label == "32-bit"), approaches[0])
-    header = [
-        "approach",
-        "mode",
-        *names,
-        "accuracy %",
-        "delta pp",
-        "energy (units)",
-        "vs 32-bit",
-        "energy (pJ)",
+    rows = [
+        {
+            "approach": a.label,
+            "mode": a.mode,
+            **{n: a.bits[n] for n in names},
+            "accuracy %": f"{a.accuracy:.2f}",
+            "delta pp": f"{a.accuracy - accuracy_32:+.2f}",
+            "energy (units)": f"{a.energy.units:.0f}",
+            "vs 32-bit": f"{a.energy.units / base.energy.units:.3f}",
+            "energy (pJ)": f"{a.energy.pj:.0f}",
+        }
+        for a in approaches
     ]
-    rows = []
-    for a in approaches:
-        rows.append(
-            [
-                a.label,
-                a.mode,
-                *(a.bits[n] for n in names),
-                f"{a.accuracy:.2f}",
-                f"{a.accuracy - accuracy_32:+.2f}",
-                f"{a.energy.units:.0f}",
-                f"{a.energy.units / base.energy.units:.3f}",
-                f"{a.energy.pj:.0f}",
-            ]
-        )
-    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    md += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    md.append("")
-    md += [f"- {a.label}: {a.description}" for a in approaches]
-    (out / "approaches.md").write_text("\n".join(md) + "\n")
-    with open(out / "approaches.csv", "w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(header)
-        writer.writerows(rows)
+    notes = "\n".join(f"- {a.label}: {a.description}" for a in approaches)
+    (out / "approaches.md").write_text(markdown_table(rows) + "\n" + notes + "\n")
+    write_csv(rows, out / "approaches.csv")
     return {"table_md": out / "approaches.md", "table_csv": out / "approaches.csv"}
-
-
-def update_benchmarks(path: str | os.PathLike, section: str) -> Path:
-    """Replace the text between the bitwidth markers in ``path`` (append the marked section
-    if absent; create the file if missing), leaving every other section unchanged."""
-    path = Path(path)
-    block = f"{BENCH_BEGIN}\n{section.strip()}\n{BENCH_END}"
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(re.escape(BENCH_BEGIN) + r".*?" + re.escape(BENCH_END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-    return path
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def benchmark(
@@ -532,54 +478,60 @@ def benchmark(
 ) -> tuple[str, dict]:
     """Time :func:`evaluate` on the whole set per width and mode, and loop against fast.
 
-    Each time is the median of ``repeats`` runs: the wall-clock time with 2 torch threads
-    (the target's setting: ``target`` seconds on 2 cores, judged on it) and the CPU time of
-    a 1-thread run (the work of one core, which other jobs on a shared machine do not
-    inflate). Loop against fast: the same ``loop_images`` images at each width, saturate.
+    Each time is the median of ``repeats`` measured runs (:func:`dnnkernels.timing.time_medians`,
+    one call a round after the one that sizes the block): the wall-clock time with 2 torch
+    threads (the target's setting: ``target`` seconds on 2 cores, judged on it) and the CPU
+    time of a 1-thread run (the work of one core, which other jobs on a shared machine do
+    not inflate). Loop against fast: the same ``loop_images`` images at each width,
+    saturate, CPU time of 1 thread.
 
     Returns:
         ``(section, numbers)``: the BENCHMARKS.md section (markdown) and the raw numbers.
     """
     widths = list(widths)
-    previous = torch.get_num_threads()
     results, loops = [], []
-    try:
-        for b in widths:
-            for mode in MODES:
-                row = {"bits": b, "mode": mode}
-                for threads, clock in ((2, 0), (1, 1)):
-                    torch.set_num_threads(threads)
-                    timed = _timed_median(
-                        lambda b=b, mode=mode: evaluate(qnet, images, labels, b, mode), repeats
-                    )
-                    row[f"{threads}_threads"] = timed[clock]
-                    ev = timed[2]
-                row.update(accuracy=ev.accuracy, overflows=sum(ev.overflow_outputs.values()))
-                results.append(row)
-        torch.set_num_threads(1)
-        few = images[:loop_images]
-        for b in widths:
-            _, loop_cpu, loop_out = _timed_median(
-                lambda b=b: integer_forward(qnet, few, b, "saturate", "loop"), 1
+    for b in widths:
+        for mode in MODES:
+
+            def run(b=b, mode=mode) -> Evaluation:
+                return evaluate(qnet, images, labels, b, mode)
+
+            wall, _ = _timed(run, threads=2, rounds=repeats, clock="wall")
+            cpu, ev = _timed(run, threads=1, rounds=repeats, clock="process")
+            results.append(
+                {
+                    "bits": b,
+                    "mode": mode,
+                    "2_threads": wall,
+                    "1_threads": cpu,
+                    "accuracy": ev.accuracy,
+                    "overflows": sum(ev.overflow_outputs.values()),
+                }
             )
-            _, fast_cpu, fast_out = _timed_median(
-                lambda b=b: integer_forward(qnet, few, b, "saturate", "fast"), max(repeats, 5)
-            )
-            same = torch.equal(loop_out.logits, fast_out.logits) and all(
-                torch.equal(loop_out.overflows[n], fast_out.overflows[n]) for n in qnet.layer_names
-            )
-            loops.append({"bits": b, "loop": loop_cpu, "fast": fast_cpu, "identical": same})
-    finally:
-        torch.set_num_threads(previous)
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    few = images[:loop_images]
+    for b in widths:
+        loop_cpu, loop_out = _timed(
+            lambda b=b: integer_forward(qnet, few, b, "saturate", "loop"), 1, 1, "process"
+        )
+        fast_cpu, fast_out = _timed(
+            lambda b=b: integer_forward(qnet, few, b, "saturate", "fast"),
+            1,
+            max(repeats, 5),
+            "process",
+        )
+        same = torch.equal(loop_out.logits, fast_out.logits) and all(
+            torch.equal(loop_out.overflows[n], fast_out.overflows[n]) for n in qnet.layer_names
+        )
+        loops.append({"bits": b, "loop": loop_cpu, "fast": fast_cpu, "identical": same})
+    load = load_average()
     lines = [
         "## Accumulator bit-width: integer LeNet engine (`dnnkernels.bitwidth`)",
         "",
-        f"Command: `python -m dnnkernels.bitwidth --out build/bitwidth`. CPU: {_cpu_model()}, "
+        f"Command: `python -m dnnkernels.bitwidth --out build/bitwidth`. CPU: {cpu_model()}, "
         f"{os.cpu_count()} logical cores; torch {torch.__version__}; "
         f"Python {platform.python_version()}; measured "
         f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC. "
-        f"Load average at the end: {load} (1, 5, 15 min): the machine is shared, so "
+        f"Load average at the end: {load}: the machine is shared, so "
         "wall-clock times can be inflated by other jobs; the 1-thread CPU time is not.",
         "",
         f"Whole set: {len(images)} test images, uint8 pixels to accuracy "
@@ -673,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
         chosen = {a["label"]: a["bits"] for a in summary["approaches"]}
         widths = sorted({32, *(next(iter(chosen[k].values())) for k in ("A", "B"))}, reverse=True)
         section, numbers = benchmark(qnet, images, labels, widths, args.loop_images)
-        update_benchmarks(args.benchmarks, section)
+        write_section(args.benchmarks, BENCH_SECTION, section)
         summary["benchmark"] = numbers
         print(section)
     Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2))

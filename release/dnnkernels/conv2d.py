@@ -81,7 +81,8 @@ _METHOD_DTYPES = {
     "fft": FLOAT_DTYPES,
 }
 _NEEDS_FINITE = ("winograd", "winograd4", "fft")
-_WINOGRAD_M = {"winograd": 2, "winograd4": 4}
+#: Winograd method name -> output tile size m of F(m x m, 3 x 3)
+WINOGRAD_M = {"winograd": 2, "winograd4": 4}
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -144,7 +145,7 @@ def conv2d(
             f"stride: got {stride}, expected 1 for method {method!r} "
             "(use 'torch', 'naive' or 'im2col' for strided convolution)"
         )
-    if method in _WINOGRAD_M and (kh, kw) != (3, 3):
+    if method in WINOGRAD_M and (kh, kw) != (3, 3):
         raise ValueError(
             f"k: got kernel of size {kh}x{kw}, expected 3x3 for method {method!r} "
             "(Winograd F(m x m, 3 x 3) is for 3x3 kernels)"
@@ -162,7 +163,7 @@ def conv2d(
         if method == "fft":
             y = conv2d_fft(xp, k4, b1)
         else:
-            y = conv2d_winograd(xp, k4, b1, m=_WINOGRAD_M[method])
+            y = conv2d_winograd(xp, k4, b1, m=WINOGRAD_M[method])
     return y[0, 0] if single else y
 
 
@@ -274,7 +275,8 @@ def conv2d_naive(
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercises (the bodies between the markers are the reference solutions)
+# Exercises: the course kit holds the reference solutions here; in the student build each
+# body runs the student's own function instead (see dnnkernels._student)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -3,9 +3,9 @@
 Part of the bit_width assignment (the integer engine :mod:`dnnkernels.intengine` runs
 every accumulation of the quantized LeNet through :func:`accumulate`).
 
-Exercises (their reference bodies sit between solution markers, see
-:mod:`dnnkernels.course.extract`; they take already-validated input, the public wrappers
-check it):
+Exercises (the course kit holds their reference solutions; the student build runs the
+student's own functions, see :mod:`dnnkernels._student`; they take already-validated
+input, the public wrappers check it):
 
 - :func:`accumulate` -- sums of products in a b-bit accumulator, saturating or wrapping
   (wrapper :func:`accumulate_products`; naive definition :func:`accumulate_loop`);

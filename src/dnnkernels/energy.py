@@ -1,7 +1,8 @@
 """Energy of a layer and of a network under the s_mul / s_add model and at 45 nm.
 
-Part of the bit_width assignment. Exercise: :func:`layer_energy` (its reference body sits
-between solution markers, see :mod:`dnnkernels.course.extract`; wrapper :func:`energy`).
+Part of the bit_width assignment. Exercise: :func:`layer_energy` (the course kit holds its
+reference solution; the student build runs the student's own function, see
+:mod:`dnnkernels._student`; wrapper :func:`energy`).
 
 Energy
 ------

@@ -199,7 +199,8 @@ def truncated_svd(
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercises (the bodies between the markers are the reference solutions)
+# Exercises: the course kit holds the reference solutions here; in the student build each
+# body runs the student's own function instead (see dnnkernels._student)
 # ---------------------------------------------------------------------------------------------
 
 

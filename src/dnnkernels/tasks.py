@@ -4,10 +4,9 @@ A task ID names an exercise everywhere: the student stub's ``NotImplementedError
 message, the nbgrader ``grade_id`` of the graded check cell, the pytest marker of its
 visible and hidden checks (``pytest -m <task>``), the feedback line and the book heading.
 
-Each task's reference lives once, in ``src/dnnkernels/<module>.py``, in the function (or
-class) ``name``; the body of that function sits between the solution marker lines (see
-:mod:`dnnkernels.course.extract`), from which the student stub and the solution notebook
-are generated.
+Each task's reference lives once, in the course kit's ``dnnkernels/<module>.py``, in the
+function (or class) ``name``; the course tooling generates the student stub (the student
+build's body, which runs the student's own code) and the solution notebook from it.
 """
 
 from __future__ import annotations
