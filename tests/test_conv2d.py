@@ -446,11 +446,45 @@ def test_winograd_transforms_bad_input(m, dtype, error, fragment):
         winograd_transforms(m, dtype)
 
 
-def test_every_method_is_dispatched():
+#: what each method must run, written out by hand (not derived from METHODS): the kernel
+#: the dispatcher calls and the arguments it must pass (Winograd: the output tile size m)
+DISPATCH = {
+    "naive": ("conv2d_naive", {}),
+    "im2col": ("conv2d_im2col", {}),
+    "winograd": ("conv2d_winograd", {"m": 2}),
+    "winograd4": ("conv2d_winograd", {"m": 4}),
+    "fft": ("conv2d_fft", {}),
+    "torch": (None, {}),  # F.conv2d itself: none of the course kernels runs
+}
+
+
+def test_every_method_is_dispatched(monkeypatch):
+    """Each method runs its own kernel with its own parameters (winograd4 is F(4x4, 3x3))."""
+    import inspect
+
+    import dnnkernels.conv2d as module
+
+    assert set(METHODS) == set(DISPATCH), f"METHODS {METHODS} != the methods tested here"
+    calls: list[tuple[str, dict]] = []
+    for name in {kernel for kernel, _ in DISPATCH.values() if kernel}:
+        real = getattr(module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            bound = inspect.signature(_real).bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls.append((_name, dict(bound.arguments)))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
     x, k = randn((1, 1, 6, 6), 8), randn((1, 1, 3, 3), 9)
-    results = {m: conv2d(x, k, method=m) for m in METHODS}
-    assert set(results) == {"naive", "torch", "im2col", "winograd", "winograd4", "fft"}
-    for method, y in results.items():
+    for method, (kernel, params) in DISPATCH.items():
+        calls.clear()
+        y = conv2d(x, k, method=method)
+        ran = [c[0] for c in calls]
+        assert ran == ([kernel] if kernel else []), f"{method}: ran {ran}, expected {kernel}"
+        for key, value in params.items():
+            got = calls[0][1][key]
+            assert got == value, f"{method}: {kernel} got {key}={got}, expected {value}"
         assert_close(y, reference(x, k), 1e-10, 1e-10, method)
 
 

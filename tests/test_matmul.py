@@ -352,13 +352,44 @@ def test_integer_inputs_wrap_around(method, dtype, pair, seed):
     assert torch.equal(C.long(), wrapped), f"{method} {dtype}: not exact modulo 2**{bits}"
 
 
-def test_every_method_is_dispatched():
-    assert set(METHODS) == {"naive", "torch", "svd", "log", "log_approx"}
+#: what each method must run, written out by hand (not derived from METHODS)
+DISPATCH = {
+    "naive": ("matmul_naive", {}),
+    "svd": ("matmul_svd", {}),
+    "log": ("matmul_log", {}),
+    "log_approx": ("matmul_log_approx", {"frac_bits": 10}),
+    "torch": (None, {}),  # A @ B itself: none of the course kernels runs
+}
+
+
+def test_every_method_is_dispatched(monkeypatch):
+    """Each method runs its own kernel, with the options it was given."""
+    import inspect
+
+    import dnnkernels.matmul as module
+
+    assert set(METHODS) == set(DISPATCH), f"METHODS {METHODS} != the methods tested here"
+    calls: list[tuple[str, dict]] = []
+    for name in {kernel for kernel, _ in DISPATCH.values() if kernel}:
+        real = getattr(module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            bound = inspect.signature(_real).bind(*args, **kwargs)
+            calls.append((_name, dict(bound.arguments)))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
     A, B = randn((3, 4), 21), randn((4, 2), 22)
-    for method in METHODS:
-        options = {"frac_bits": 10} if method == "log_approx" else {}
+    for method, (kernel, params) in DISPATCH.items():
+        calls.clear()
+        y = matmul(A, B, method=method, **params)
+        ran = [c[0] for c in calls]
+        assert ran == ([kernel] if kernel else []), f"{method}: ran {ran}, expected {kernel}"
+        for key, value in params.items():
+            got = calls[0][1][key]
+            assert got == value, f"{method}: {kernel} got {key}={got}, expected {value}"
         tol = 1e-3 if method == "log_approx" else 1e-12
-        assert_close(matmul(A, B, method=method, **options), exact(A, B), tol, tol, method)
+        assert_close(y, exact(A, B), tol, tol, method)
 
 
 # --- bad input ----------------------------------------------------------------------------
