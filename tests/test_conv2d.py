@@ -24,7 +24,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import assert_close, randn, relative_error
+from helpers import assert_close, check_dispatch, randn, relative_error, spy_on
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import conv_cases, seeds
@@ -460,31 +460,16 @@ DISPATCH = {
 
 def test_every_method_is_dispatched(monkeypatch):
     """Each method runs its own kernel with its own parameters (winograd4 is F(4x4, 3x3))."""
-    import inspect
-
     import dnnkernels.conv2d as module
 
     assert set(METHODS) == set(DISPATCH), f"METHODS {METHODS} != the methods tested here"
-    calls: list[tuple[str, dict]] = []
-    for name in {kernel for kernel, _ in DISPATCH.values() if kernel}:
-        real = getattr(module, name)
-
-        def spy(*args, _real=real, _name=name, **kwargs):
-            bound = inspect.signature(_real).bind(*args, **kwargs)
-            bound.apply_defaults()
-            calls.append((_name, dict(bound.arguments)))
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, spy)
+    kernels = {kernel for kernel, _ in DISPATCH.values() if kernel}
+    calls = spy_on(monkeypatch, module, kernels)
     x, k = randn((1, 1, 6, 6), 8), randn((1, 1, 3, 3), 9)
     for method, (kernel, params) in DISPATCH.items():
         calls.clear()
         y = conv2d(x, k, method=method)
-        ran = [c[0] for c in calls]
-        assert ran == ([kernel] if kernel else []), f"{method}: ran {ran}, expected {kernel}"
-        for key, value in params.items():
-            got = calls[0][1][key]
-            assert got == value, f"{method}: {kernel} got {key}={got}, expected {value}"
+        check_dispatch(calls, method, kernel, params)
         assert_close(y, reference(x, k), 1e-10, 1e-10, method)
 
 

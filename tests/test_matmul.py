@@ -22,7 +22,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, randn, relative_error
+from helpers import assert_close, check_dispatch, randn, relative_error, spy_on
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import matrix_pairs, seeds
@@ -364,30 +364,16 @@ DISPATCH = {
 
 def test_every_method_is_dispatched(monkeypatch):
     """Each method runs its own kernel, with the options it was given."""
-    import inspect
-
     import dnnkernels.matmul as module
 
     assert set(METHODS) == set(DISPATCH), f"METHODS {METHODS} != the methods tested here"
-    calls: list[tuple[str, dict]] = []
-    for name in {kernel for kernel, _ in DISPATCH.values() if kernel}:
-        real = getattr(module, name)
-
-        def spy(*args, _real=real, _name=name, **kwargs):
-            bound = inspect.signature(_real).bind(*args, **kwargs)
-            calls.append((_name, dict(bound.arguments)))
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, spy)
+    kernels = {kernel for kernel, _ in DISPATCH.values() if kernel}
+    calls = spy_on(monkeypatch, module, kernels)
     A, B = randn((3, 4), 21), randn((4, 2), 22)
     for method, (kernel, params) in DISPATCH.items():
         calls.clear()
         y = matmul(A, B, method=method, **params)
-        ran = [c[0] for c in calls]
-        assert ran == ([kernel] if kernel else []), f"{method}: ran {ran}, expected {kernel}"
-        for key, value in params.items():
-            got = calls[0][1][key]
-            assert got == value, f"{method}: {kernel} got {key}={got}, expected {value}"
+        check_dispatch(calls, method, kernel, params)
         tol = 1e-3 if method == "log_approx" else 1e-12
         assert_close(y, exact(A, B), tol, tol, method)
 
