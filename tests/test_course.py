@@ -31,7 +31,13 @@ from nbclient.exceptions import CellExecutionError
 
 from dnnkernels import _student
 from dnnkernels.course import notebooks
-from dnnkernels.course.extract import ExerciseError, find_exercise, reference_regions
+from dnnkernels.course.extract import (
+    ExerciseError,
+    all_exercises,
+    answer_source,
+    find_exercise,
+    reference_regions,
+)
 from dnnkernels.course.paths import Layout, find_repo
 from dnnkernels.course.release import build, instructor_notebooks, scan, secret_set, tree_files
 from dnnkernels.course.solutions import SOLUTION_NOTE, execute, failed_cell
@@ -140,6 +146,21 @@ def test_every_exercise_has_secret_lines(fresh):
     for task_id, exercise in fresh.exercises.items():
         own = {" ".join(x.split()) for x in exercise.solution_lines()}
         assert own & secrets, f"{task_id}: no solution line is long and unique enough to scan for"
+
+
+#: width of a notebook cell line (issue 14: the answer cells are read in a notebook)
+NOTEBOOK_COLUMNS = 88
+
+
+def test_answer_cells_fit_notebook_columns():
+    """Every line of every generated answer cell (definition, docstring, imports) fits."""
+    for task_id, exercise in all_exercises(LAYOUT.src).items():
+        long = [
+            f"{len(line)}: {line.strip()[:40]}"
+            for line in answer_source(exercise).splitlines()
+            if len(line) > NOTEBOOK_COLUMNS
+        ]
+        assert not long, f"{task_id}: lines over {NOTEBOOK_COLUMNS} columns: {long}"
 
 
 def test_student_build_does_not_speak_of_markers_it_lacks(fresh):

@@ -59,32 +59,34 @@ def accumulator_range(bits: int) -> tuple[int, int]:
 def accumulate(
     products: torch.Tensor, bits: int, mode: str = "saturate"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum products in a ``bits``-bit two's complement accumulator, one addition at a time.
+    """Sum products in a ``bits``-bit two's complement accumulator, one at a time.
 
-    For every index ``i`` of the leading dimensions the accumulator starts at ``acc = 0``
-    and adds ``products[i, 0]``, ``products[i, 1]``, ..., ``products[i, K-1]`` in this
-    order. It holds values in ``[lo, hi] = [-2**(bits-1), 2**(bits-1) - 1]``; when an
-    addition ``acc + p`` leaves that range,
+    For every index ``i`` of the leading dimensions the accumulator starts at
+    ``acc = 0`` and adds ``products[i, 0]``, ``products[i, 1]``, ...,
+    ``products[i, K-1]`` in this order. It holds values in
+    ``[lo, hi] = [-2**(bits-1), 2**(bits-1) - 1]``; when an addition ``acc + p`` leaves
+    that range,
 
-    - ``mode="saturate"``: the accumulator becomes ``min(max(acc + p, lo), hi)`` (clamped
-      after every single addition, so later additions start from ``lo`` or ``hi``);
-    - ``mode="wrap"``: it becomes ``acc + p`` modulo ``2**bits``, mapped into ``[lo, hi]``
-      (the carry is dropped), so the result is ``wrap(exact sum)``.
+    - ``mode="saturate"``: the accumulator becomes ``min(max(acc + p, lo), hi)``
+      (clamped after every single addition, so later additions start from ``lo`` or
+      ``hi``);
+    - ``mode="wrap"``: it becomes ``acc + p`` modulo ``2**bits``, mapped into
+      ``[lo, hi]`` (the carry is dropped), so the result is ``wrap(exact sum)``.
 
     ``overflow[i]`` is True when at least one addition left the range. Before the first
     such addition the accumulator equals the exact prefix sum.
 
-    Precondition (checked by :func:`accumulate_products`): ``sum(|products[i, :]|) < 2**62``
-    for every ``i``, so exact partial sums fit in int64, and with ``bits >= 63`` nothing
-    can overflow.
+    Precondition (checked by :func:`accumulate_products`):
+    ``sum(|products[i, :]|) < 2**62`` for every ``i``, so exact partial sums fit in
+    int64, and with ``bits >= 63`` nothing can overflow.
 
-    Vectorize: no Python loop over the accumulations ``i`` (the integer engine calls this
-    on millions of them). A loop over the K positions, each step acting on all
+    Vectorize: no Python loop over the accumulations ``i`` (the integer engine calls
+    this on millions of them). A loop over the K positions, each step acting on all
     accumulations at once, is fine; so is composing the additions pairwise in log2(K)
-    steps -- one saturating addition is the map ``f(x) = min(max(x + a, l), h)``, and two
-    such maps in a row are again such a map. The result must equal the one-addition-at-a-time
-    definition above exactly (the reference kit tests it against a naive loop,
-    :func:`accumulate_loop`, whose body the student build leaves out).
+    steps -- one saturating addition is the map ``f(x) = min(max(x + a, l), h)``, and
+    two such maps in a row are again such a map. The result must equal the
+    one-addition-at-a-time definition above exactly (the reference kit tests it against
+    a naive loop, :func:`accumulate_loop`, whose body the student build leaves out).
 
     Args:
         products: int64 tensor of shape (..., K), K >= 0.
@@ -92,8 +94,8 @@ def accumulate(
         mode: ``"saturate"`` or ``"wrap"``.
 
     Returns:
-        ``(sums, overflow)``: int64 tensor (...) -- the final accumulator values -- and bool
-        tensor (...).
+        ``(sums, overflow)``: int64 tensor (...) -- the final accumulator values -- and
+        bool tensor (...).
     """
     # Student build: runs your own `accumulate` (see dnnkernels._student).
     import dnnkernels._student
@@ -102,7 +104,7 @@ def accumulate(
 
 
 def min_bits(lo: int, hi: int) -> int:
-    """The smallest two's complement bit-width whose range holds every integer of ``[lo, hi]``.
+    """The smallest two's complement bit-width whose range holds all of ``[lo, hi]``.
 
     Returns the smallest ``b >= 1`` with ``-2**(b-1) <= lo`` and ``hi <= 2**(b-1) - 1``.
     Examples: ``min_bits(0, 0) == 1`` (range [-1, 0]), ``min_bits(0, 1) == 2``,

@@ -374,14 +374,11 @@ def _conv_loop(act, weight, bias, layer, lo, hi, mode, seen):
                             y, z = i * s + u - p, j * s + v - p
                             inside = 0 <= y < height and 0 <= z < width
                             a = act[c][y][z] if inside else 0  # zero padding
-                            acc, flag = _add(acc, a * weight[o][c][u][v], lo, hi, mode)
+                            product = a * weight[o][c][u][v]
+                            acc, flag = _add_seen(acc, product, lo, hi, mode, seen)
                             overflowed |= flag
-                            if seen is not None:
-                                seen[0], seen[1] = min(seen[0], acc), max(seen[1], acc)
-                acc, flag = _add(acc, bias[o], lo, hi, mode)
+                acc, flag = _add_seen(acc, bias[o], lo, hi, mode, seen)
                 overflowed |= flag
-                if seen is not None:
-                    seen[0], seen[1] = min(seen[0], acc), max(seen[1], acc)
                 count += overflowed
                 row.append(acc)
             plane.append(row)
@@ -389,19 +386,24 @@ def _conv_loop(act, weight, bias, layer, lo, hi, mode, seen):
     return out, count
 
 
+def _add_seen(acc: int, p: int, lo: int, hi: int, mode: str, seen: list | None):
+    """One addition (:func:`dnnkernels.accumulator._add`); the new partial sum widens the
+    range ``seen = [min, max]`` when one is kept."""
+    acc, flag = _add(acc, p, lo, hi, mode)
+    if seen is not None:
+        seen[0], seen[1] = min(seen[0], acc), max(seen[1], acc)
+    return acc, flag
+
+
 def _linear_loop(act, weight, bias, lo, hi, mode, seen):
     out, count = [], 0
     for o in range(len(weight)):
         acc, overflowed = 0, False
         for k in range(len(act)):
-            acc, flag = _add(acc, act[k] * weight[o][k], lo, hi, mode)
+            acc, flag = _add_seen(acc, act[k] * weight[o][k], lo, hi, mode, seen)
             overflowed |= flag
-            if seen is not None:
-                seen[0], seen[1] = min(seen[0], acc), max(seen[1], acc)
-        acc, flag = _add(acc, bias[o], lo, hi, mode)
+        acc, flag = _add_seen(acc, bias[o], lo, hi, mode, seen)
         overflowed |= flag
-        if seen is not None:
-            seen[0], seen[1] = min(seen[0], acc), max(seen[1], acc)
         count += overflowed
         out.append(acc)
     return out, count

@@ -35,22 +35,24 @@ from dnnkernels.checks import check_tensor, describe
 
 
 def low_rank_errors(M: torch.Tensor, ranks: Sequence[int]) -> torch.Tensor:
-    """Relative Frobenius error of the best rank-k approximation of ``M``, for each k in ``ranks``.
+    """Relative Frobenius error of the best rank-k approximation of ``M``, for each k.
 
-    With the singular values ``s_1 >= ... >= s_p`` of ``M`` (``p = min(m, n)``) and ``M_k`` the
-    truncated SVD of rank k (the best rank-k approximation, Eckart–Young)::
+    With the singular values ``s_1 >= ... >= s_p`` of ``M`` (``p = min(m, n)``) and
+    ``M_k`` the truncated SVD of rank k (the best rank-k approximation, Eckart–Young)::
 
-        error(k) = ||M - M_k||_F / ||M||_F = sqrt(s_{k+1}² + ... + s_p²) / sqrt(s_1² + ... + s_p²)
+        error(k) = ||M - M_k||_F / ||M||_F
+                 = sqrt(s_{k+1}² + ... + s_p²) / sqrt(s_1² + ... + s_p²)
 
-    so no ``M_k`` has to be rebuilt: the singular values are enough. Computed in float64.
+    so no ``M_k`` has to be rebuilt: the singular values are enough. Computed in
+    float64.
 
     Args:
         M: float tensor of shape (m, n), finite, not all zeros.
         ranks: sequence of ints, each in [1, min(m, n)] (any order, repeats allowed).
 
     Returns:
-        float64 tensor of shape (len(ranks),): ``error(ranks[i])`` at position i; it is 0 at
-        k = min(m, n) and does not increase with k.
+        float64 tensor of shape (len(ranks),): ``error(ranks[i])`` at position i; it is
+        0 at k = min(m, n) and does not increase with k.
 
     Example:
         ``M = diag(3, 4)``: s = (4, 3), error(1) = 3 / 5 = 0.6, error(2) = 0.
@@ -64,13 +66,13 @@ def low_rank_errors(M: torch.Tensor, ranks: Sequence[int]) -> torch.Tensor:
 def factored_matmul_flops(m: int, k: int, n: int, rank: int) -> tuple[int, int]:
     """FLOPs of ``A @ B`` computed dense and through a rank-r factorization of ``A``.
 
-    ``A`` (m, k) ≈ ``U_r diag(S_r) Vh_r`` with ``U_r`` (m, r), ``S_r`` (r,), ``Vh_r`` (r, k);
-    ``B`` (k, n); r = ``rank``.
+    ``A`` (m, k) ≈ ``U_r diag(S_r) Vh_r`` with ``U_r`` (m, r), ``S_r`` (r,), ``Vh_r``
+    (r, k); ``B`` (k, n); r = ``rank``.
 
-    Counting rule: multiplying a (p, q) matrix by a (q, s) matrix costs ``2·p·q·s`` FLOPs
-    (p·q·s multiply-adds, each counted as 2 FLOPs). Nothing else is counted. The scaling by
-    ``S_r`` is folded into ``U_r`` once, before inference (``U' = U_r diag(S_r)``), so it
-    costs nothing per product.
+    Counting rule: multiplying a (p, q) matrix by a (q, s) matrix costs ``2·p·q·s``
+    FLOPs (p·q·s multiply-adds, each counted as 2 FLOPs). Nothing else is counted. The
+    scaling by ``S_r`` is folded into ``U_r`` once, before inference
+    (``U' = U_r diag(S_r)``), so it costs nothing per product.
 
     - dense: ``A @ B`` costs ``2·m·k·n``.
     - factored: ``U' Vh_r B`` in the cheaper of its two association orders:

@@ -29,9 +29,9 @@ HOROWITZ_45NM_PJ = {"add": {8: 0.03, 32: 0.1}, "mul": {8: 0.2, 32: 3.1}}
 def layer_energy(n_mul: int, n_add: int, bits_mul: int, bits_add: int) -> float:
     """Energy of one layer in model units: ``s_mul * n_mul + s_add * n_add``.
 
-    ``s_mul = 64 * (bits_mul / 8) ** 2`` (a multiplier's cost grows with the square of its
-    operand width: 64 units for 8 x 8 bits) and ``s_add = bits_add`` (an adder's cost
-    grows linearly with the accumulator width).
+    ``s_mul = 64 * (bits_mul / 8) ** 2`` (a multiplier's cost grows with the square of
+    its operand width: 64 units for 8 x 8 bits) and ``s_add = bits_add`` (an adder's
+    cost grows linearly with the accumulator width).
 
     Args:
         n_mul: number of multiplications, int >= 0.
