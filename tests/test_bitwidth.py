@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from strategies import seeds
 from torch import nn
 
-from dnnkernels import accumulator, bitwidth, intengine, partial_sums
+from dnnkernels import accumulator, bitwidth, bitwidth_bench, intengine, partial_sums
 from dnnkernels.accumulator import (
     MODES,
     accumulate,
@@ -703,7 +703,7 @@ def test_study_command_on_a_subset(tmp_path, mnist):
 
 
 def test_benchmark_section(trained_qnet, mnist):
-    section, numbers = bitwidth.benchmark(
+    section, numbers = bitwidth_bench.benchmark(
         trained_qnet, mnist.test_images[:200], mnist.test_labels[:200], [32], 1, repeats=1
     )
     assert "<= 5 s" in section and ("| met |" in section or "| missed |" in section)

@@ -23,7 +23,7 @@ from dnnkernels import matmul as matmul_module
 from dnnkernels import precision as P
 from dnnkernels import precision_report as R
 from dnnkernels.conv2d import winograd_transforms
-from dnnkernels.formats import FormatMode
+from dnnkernels.formats import FormatMode, winograd_scale, wrap
 from dnnkernels.tasks import TASKS
 
 SMALL = {"conv2d": (1, 3, 7, 7, 2), "matmul": (5, 12, 4)}
@@ -160,13 +160,13 @@ def test_format_mode_inplace_and_views():
 
 def test_wrap_hand_values():
     v = torch.tensor([127, 128, 255, 256, -128, -129, 1000])
-    assert P.wrap(v, 8).tolist() == [127, -128, -1, 0, -128, 127, -24]
-    assert torch.equal(P.wrap(v, 8), torch.from_numpy(v.numpy().astype(np.int8).astype(np.int64)))
-    assert P.wrap(torch.tensor([32768.0, -3.0]), 16).tolist() == [-32768, -3]
+    assert wrap(v, 8).tolist() == [127, -128, -1, 0, -128, 127, -24]
+    assert torch.equal(wrap(v, 8), torch.from_numpy(v.numpy().astype(np.int8).astype(np.int64)))
+    assert wrap(torch.tensor([32768.0, -3.0]), 16).tolist() == [-32768, -3]
     with pytest.raises(ValueError, match="values: got .* with fractions"):
-        P.wrap(torch.tensor([0.5]), 8)
+        wrap(torch.tensor([0.5]), 8)
     with pytest.raises(ValueError, match="bits: got 64"):
-        P.wrap(v, 64)
+        wrap(v, 64)
 
 
 @pytest.mark.parametrize(
@@ -245,8 +245,8 @@ def test_integer_winograd_matches_a_tile_by_tile_emulation(precision, np_dtype, 
 
 
 def test_winograd_scales():
-    assert P.winograd_scale(2) == 4
-    assert P.winograd_scale(4) == 576
+    assert winograd_scale(2) == 4
+    assert winograd_scale(4) == 576
 
 
 def test_integer_log_uses_integer_log2_magnitudes():

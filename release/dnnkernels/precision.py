@@ -5,9 +5,10 @@ Each method of :func:`dnnkernels.conv2d.conv2d` and :func:`dnnkernels.matmul.mat
 at a *precision* among :data:`PRECISIONS` (float16, bfloat16, float32, float64, int8, int16,
 int32) and compared with the float64 direct result (``F.conv2d`` / ``A @ B`` in float64 on
 the float64 inputs) by :func:`reconstruction_error`. :func:`precision_table` does it for all
-methods x precisions and returns tidy rows; :func:`plot_error_vs_precision` plots them;
-``python -m dnnkernels.precision --out build/precision`` writes ``table.csv``, ``table.md``,
-``conv2d.png`` and ``matmul.png``.
+methods x precisions and returns tidy rows; :mod:`dnnkernels.precision_report` plots and
+tabulates them: ``python -m dnnkernels.precision --out build/precision`` writes
+``table.csv``, ``table.md``, ``conv2d.png`` and ``matmul.png``. The number formats
+themselves (float emulation, integer wrap-around) are :mod:`dnnkernels.formats`.
 
 What "method at precision" means (:func:`run_method`)
 -----------------------------------------------------
@@ -92,8 +93,15 @@ from tqdm.auto import tqdm
 from dnnkernels import conv2d as _conv2d_module
 from dnnkernels import matmul as _matmul_module
 from dnnkernels.checks import check_choice, check_int, check_tensor, describe
-from dnnkernels.conv2d import WINOGRAD_M, conv2d, winograd_transforms
-from dnnkernels.formats import FormatMode
+from dnnkernels.conv2d import WINOGRAD_M, conv2d
+from dnnkernels.formats import (
+    FormatMode,
+    _exact_integers,
+    _log_int_operand,
+    _round_to_int,
+    winograd_scale,
+    wrap,
+)
 from dnnkernels.matmul import matmul
 from dnnkernels.tasks import TASKS
 
@@ -110,8 +118,6 @@ __all__ = [
     "reference",
     "run_method",
     "reconstruction_error",
-    "wrap",
-    "winograd_scale",
     "precision_table",
 ]
 
@@ -153,103 +159,11 @@ _FLOAT_THEN_ROUND = {"conv2d": ("fft",), "matmul": ("svd", "log_approx")}
 _INT_WORK_FLOAT = {"int8": torch.float32, "int16": torch.float32, "int32": torch.float64}
 # methods whose arithmetic is their own (fixed point): not run under FormatMode
 _OWN_ARITHMETIC = {("matmul", "log_approx")}
-_EXACT_LIMIT = 2.0**52  # float64 integers below this are exact, with a margin
 
 
 # ---------------------------------------------------------------------------------------------
 # Integer formats
 # ---------------------------------------------------------------------------------------------
-
-
-def wrap(values: torch.Tensor, bits: int) -> torch.Tensor:
-    """Two's complement wrap-around of integers to ``bits`` bits.
-
-    Args:
-        values: an integer tensor (any shape), or a float tensor of integral values; all
-            below ``2**62`` in magnitude.
-        bits: width, ``2 <= bits <= 62``.
-
-    Returns:
-        int64 tensor of the shape of ``values``:
-        ``((v + 2**(bits-1)) mod 2**bits) - 2**(bits-1)``, in ``[-2**(bits-1), 2**(bits-1))``.
-    """
-    values = check_tensor("values", values, finite=True)
-    check_int("bits", bits, low=2, high=62)
-    if values.is_complex() or values.dtype == torch.bool:
-        raise TypeError(f"values: got dtype {values.dtype}, expected an integer or float dtype")
-    if values.is_floating_point() and not bool((values == torch.round(values)).all()):
-        raise ValueError(f"values: got {describe(values)} with fractions, expected integers")
-    if values.numel() and float(values.abs().max()) >= 2.0**62:
-        raise ValueError("values: got magnitudes of 2**62 or more, expected less")
-    half = 1 << (bits - 1)
-    return torch.remainder(values.to(torch.int64) + half, 2 * half) - half
-
-
-def _integer_scale(T: torch.Tensor, what: str) -> int:
-    for s in range(1, 10_001):
-        if float((s * T - torch.round(s * T)).abs().max()) < 1e-9:
-            return s
-    raise ValueError(f"{what}: no integer scale up to 10000 makes the transform integer")
-
-
-def winograd_scale(m: int) -> int:
-    """The factor ``S`` by which the integer Winograd F(m x m, 3 x 3) scales its output.
-
-    ``s_A, s_G, s_B`` are the smallest positive integers such that ``s_A * AT``, ``s_G * G``
-    and ``s_B * BT`` are integer matrices (``AT, G, BT = winograd_transforms(m)``); the 2-D
-    transforms apply each matrix twice, so ``S = (s_A * s_G * s_B)**2`` (4 for m=2, 576 for
-    m=4 with the Lavin & Gray matrices).
-    """
-    AT, G, BT = winograd_transforms(m, torch.float64)
-    scale = 1
-    for T, what in ((AT, "AT"), (G, "G"), (BT, "BT")):
-        scale *= _integer_scale(T, f"winograd_transforms({m}) {what}")
-    return scale**2
-
-
-def _check_finite(y: torch.Tensor, what: str, hint: str = "") -> None:
-    """Raise naming the real cause when the method's result holds NaN or infinities."""
-    bad = ~torch.isfinite(y)
-    if bool(bad.any()):
-        raise ValueError(
-            f"{what}: {int(bad.sum())} of {y.numel()} entries are NaN or infinite, expected "
-            "finite values: the method produced them from finite integer inputs (zeros "
-            "included)" + (f"; {hint}" if hint else "")
-        )
-
-
-def _exact_integers(y: torch.Tensor, what: str, hint: str = "") -> torch.Tensor:
-    """float64 result that must be integral (exact integer arithmetic) -> int64.
-
-    Raises:
-        ValueError: NaN or infinite entries (``hint`` names the likely cause), magnitudes
-            of ``2**52`` or more, or values that are not integers.
-    """
-    y = y.to(torch.float64)
-    _check_finite(y, what, hint)
-    rounded = torch.round(y)
-    if float(rounded.abs().max()) >= _EXACT_LIMIT:
-        raise ValueError(
-            f"inputs: {what} reached magnitudes of 2**52 or more, expected the exact "
-            "integer result to stay below 2**52 (use smaller int_high or sizes)"
-        )
-    err = float((y - rounded).abs().max())
-    if err > 1e-3:
-        raise ValueError(
-            f"inputs: {what} is not integral (off by {err:.3g}), expected integer-valued "
-            "inputs whose exact integer computation stays below 2**52"
-        )
-    return rounded.to(torch.int64)
-
-
-def _round_to_int(y: torch.Tensor, what: str) -> torch.Tensor:
-    """Round a float result to the nearest integer (half to even) -> int64."""
-    y = y.to(torch.float64)
-    _check_finite(y, what)
-    y = torch.round(y)
-    if float(y.abs().max()) >= 2.0**62:
-        raise ValueError(f"inputs: {what} exceeds 2**62 in magnitude")
-    return y.to(torch.int64)
 
 
 #: the likely cause of a NaN in the log-domain product of integer operands
@@ -258,13 +172,6 @@ _LOG_ZERO_HINT = (
     "contribute 0 to the sum (e.g. -inf + x, then 2**(-inf) = 0, but 0 * inf or "
     "inf - inf is NaN)"
 )
-
-
-def _log_int_operand(a: torch.Tensor) -> torch.Tensor:
-    """``sign(a) * 2**round(log2|a|)`` (zeros stay zero), float64."""
-    a = a.to(torch.float64)
-    mag = torch.exp2(torch.round(torch.log2(a.abs())))
-    return torch.where(a == 0, torch.zeros_like(a), torch.sign(a) * mag)
 
 
 def _run_int(op: str, method: str, precision: str, inputs: dict, options: dict):
