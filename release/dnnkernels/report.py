@@ -181,10 +181,12 @@ def write_section(path: str | os.PathLike, name: str, text: str) -> Path:
     path = Path(path)
     block = f"{begin}\n{text.rstrip()}\n{end}"
     old = path.read_text() if path.exists() else HEADER
-    if old.count(begin) != old.count(end) or old.count(begin) > 1:
+    n_begin, n_end = old.count(begin), old.count(end)
+    if n_begin != n_end or n_begin > 1:
+        what = "a marker is missing" if n_begin != n_end else "the section is repeated"
         raise ValueError(
-            f"path: {path} has {old.count(begin)} begin and {old.count(end)} end markers of "
-            f"section {name!r}, expected one of each or none"
+            f"path: {path} has {n_begin} begin and {n_end} end markers of section "
+            f"{name!r} ({what}), expected one of each or none"
         )
     if begin in old:
         start, stop = old.index(begin), old.index(end) + len(end)
