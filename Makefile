@@ -64,14 +64,14 @@ book-instructor: venv solutions
 
 # ---- studies and benchmarks (documented, not part of the main job) -------------------------
 lowrank: venv
-	$(PY) -m dnnkernels.lowrank --out $(BUILD)/lowrank
+	$(PY) -m dnnkernels.lowrank_study --out $(BUILD)/lowrank
 
 bitwidth: venv
 	$(PY) -m dnnkernels.bitwidth --out $(BUILD)/bitwidth
 
 bench: venv
 	$(PY) -m dnnkernels.bench --out BENCHMARKS.md
-	$(PY) -m dnnkernels.lowrank --out $(BUILD)/lowrank
+	$(PY) -m dnnkernels.lowrank_study --out $(BUILD)/lowrank
 	$(PY) -m dnnkernels.bitwidth --out $(BUILD)/bitwidth
 	$(PY) -m autograder.bench
 

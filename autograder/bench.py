@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import tempfile
@@ -46,9 +45,10 @@ from autograder import gradebook, notebooks, sandbox
 from autograder.demo import solution_notebook
 from autograder.grade import _nbgrader, grade, process_cpu
 from autograder.paths import REPO, release_dir
+from dnnkernels.report import section_markers, write_section
 from dnnkernels.tasks import ASSIGNMENTS
 
-BEGIN, END = "<!-- bench:grading:begin -->", "<!-- bench:grading:end -->"
+BEGIN, END = section_markers("grading")
 #: issue targets: CPU per submission against plain nbgrader, the sandbox's extra cost,
 #: throughput on two idle cores averaged over the assignments
 TARGET_CPU_RATIO = 1.3
@@ -61,19 +61,11 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def update_section(path: Path, body: str) -> None:
-    """Replace (or append) the text between the grading markers of ``path``.
+    """Replace (or append) the grading section of ``path``, every other byte kept.
 
-    Raises ``ValueError`` if the file holds one marker without the other."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if (BEGIN in text) != (END in text):
-        raise ValueError(f"{path}: one of {BEGIN} / {END} is missing")
-    block = f"{BEGIN}\n{body.rstrip()}\n{END}"
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block, text)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    path.write_text(text)
+    The one section writer of the kit, :func:`dnnkernels.report.write_section`: it raises
+    ``ValueError`` if the file holds one marker without the other, or either twice."""
+    write_section(path, "grading", body)
 
 
 @contextmanager

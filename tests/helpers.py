@@ -85,3 +85,32 @@ def _loop(products, bits, mode="saturate"):
         torch.tensor(flags, dtype=torch.bool).reshape(shape),
     )
 """
+
+
+def spy_on(monkeypatch, module, names) -> list[tuple[str, dict]]:
+    """Replace each function ``module.<name>`` by a spy that calls it through and records
+    ``(name, its bound arguments)`` in the returned list (cleared by the caller)."""
+    import inspect
+
+    calls: list[tuple[str, dict]] = []
+    for name in names:
+        real = getattr(module, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            bound = inspect.signature(_real).bind(*args, **kwargs)
+            bound.apply_defaults()
+            calls.append((_name, dict(bound.arguments)))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def check_dispatch(calls: list, method: str, kernel: str | None, params: dict) -> None:
+    """``calls`` (from :func:`spy_on`) ran exactly ``kernel`` with ``params`` among its
+    arguments (``kernel`` None: no spied function ran)."""
+    ran = [name for name, _ in calls]
+    assert ran == ([kernel] if kernel else []), f"{method}: ran {ran}, expected {kernel}"
+    for key, value in params.items():
+        got = calls[0][1][key]
+        assert got == value, f"{method}: {kernel} got {key}={got}, expected {value}"

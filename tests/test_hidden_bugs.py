@@ -32,11 +32,18 @@ from helpers import ACCUMULATE_LOOP
 from autograder import protocol, runner
 from autograder.paths import REPO
 from autograder.student import CheckFailed, StudentError
-from dnnkernels import bitwidth, conv2d, lowrank, matmul
+from dnnkernels import accumulator, compress, conv2d, energy, lowrank, matmul
 from dnnkernels.tasks import ASSIGNMENTS, TASKS
 
 HIDDEN = REPO / "autograder" / "hidden"
-MODULES = {"conv2d": conv2d, "matmul": matmul, "lowrank": lowrank, "bitwidth": bitwidth}
+MODULES = {
+    "conv2d": conv2d,
+    "matmul": matmul,
+    "lowrank": lowrank,
+    "compress": compress,
+    "accumulator": accumulator,
+    "energy": energy,
+}
 
 
 # ---------------------------------------------------------------------------- the checks
@@ -185,7 +192,7 @@ def run_checks(checks, student) -> dict[str, str | None]:
 # ---------------------------------------------------------------------------- the bugs
 
 
-class SVDLinearSApart(lowrank.SVDLinear):
+class SVDLinearSApart(compress.SVDLinear):
     """S kept as a third parameter: the products are right, the contract is not."""
 
     def __init__(self, linear, rank):

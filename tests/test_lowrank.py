@@ -1,4 +1,4 @@
-"""Tests of dnnkernels.lowrank: low-rank errors, FLOP counts, SVD layers and compression.
+"""Tests of dnnkernels.lowrank, compress, matrix_families and lowrank_study.
 
 References are independent of the code under test: errors against the matrix rebuilt from
 ``torch.linalg.svd`` in float64, FLOP counts against ``torch.utils.flop_counter`` on the real
@@ -25,24 +25,23 @@ from strategies import seeds
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from dnnkernels import lowrank
-from dnnkernels.lowrank import (
-    FAMILIES,
+from dnnkernels.compress import (
     SVDLinear,
     check_layer_ratio,
     compress,
     compression_ratio,
-    error_curve,
-    factored_matmul_flops,
+    compression_sweep,
     factored_params,
+    layer_ranks,
     linear_params,
-    low_rank_errors,
-    matrix_family,
     min_ratio,
     rank_for_ratio,
-    rank_sweep,
     svd_linear,
 )
+from dnnkernels.lowrank import error_curve, factored_matmul_flops, low_rank_errors
+from dnnkernels.lowrank_study import plot_compression, rank_sweep
+from dnnkernels.lowrank_study import run as run_study
+from dnnkernels.matrix_families import FAMILIES, matrix_family
 from dnnkernels.models import MLP
 
 # ----------------------------------------------------------------------------- fixtures
@@ -426,7 +425,7 @@ def test_compress_keeps_the_original_and_replaces_layers():
     assert all(torch.equal(v, mlp.state_dict()[k]) for k, v in state.items())
     assert all(isinstance(getattr(mlp, n), nn.Linear) for n in ("fc1", "fc2", "fc3"))
     assert all(isinstance(getattr(small, n), SVDLinear) for n in ("fc1", "fc2", "fc3"))
-    assert lowrank.layer_ranks(small) == {"fc1": 4, "fc2": 4, "fc3": 4}
+    assert layer_ranks(small) == {"fc1": 4, "fc2": 4, "fc3": 4}
     assert not small.training  # keeps eval mode
     # full rank everywhere reproduces the network
     full = compress(mlp, ranks=[32, 24, 10])
@@ -441,7 +440,7 @@ def test_compress_ratio_meets_target(target, allocation):
     mlp = tiny_mlp(2)
     small = compress(mlp, ratio=target, allocation=allocation)
     assert compression_ratio(mlp, small) <= target
-    ranks = lowrank.layer_ranks(small)
+    ranks = layer_ranks(small)
     assert set(ranks) == set(TINY_SHAPES)
     # never beyond the rank where the factors stop saving parameters
     assert all(1 <= ranks[n] <= brute_force_rank(i, o, 1.0) for n, (i, o) in TINY_SHAPES.items())
@@ -476,7 +475,7 @@ def test_compress_energy_allocation_is_optimal_for_equal_layer_costs():
             if Fraction(factored_params(12, 12, a) + factored_params(12, 12, b))
             <= Fraction(target) * total
         )[1]
-        got = lowrank.layer_ranks(compress(model, ratio=target, allocation="energy"))
+        got = layer_ranks(compress(model, ratio=target, allocation="energy"))
         assert (got["0"], got["1"]) == best, target
 
 
@@ -488,7 +487,7 @@ def test_compress_ratio_lowers_other_layers_when_one_cannot_reach_it():
     model = nn.Sequential(nn.Linear(64, 64), nn.Linear(2, 2))
     target = 1984 / 4160
     small = compress(model, ratio=target, allocation="uniform")
-    assert lowrank.layer_ranks(small) == {"0": 14, "1": 1}
+    assert layer_ranks(small) == {"0": 14, "1": 1}
     assert compression_ratio(model, small) <= target
 
 
@@ -608,7 +607,7 @@ def test_compression_sweep_and_plots(tmp_path, small_mnist):
     from dnnkernels.models import evaluate
 
     mlp = tiny_mlp(3)
-    rows = lowrank.compression_sweep(
+    rows = compression_sweep(
         mlp,
         [0.1],
         small_mnist,
@@ -631,8 +630,8 @@ def test_compression_sweep_and_plots(tmp_path, small_mnist):
         assert row["accuracy_dense"] == evaluate(mlp, small_mnist)
     again = compress(mlp, ratio=0.1, allocation="uniform")
     assert rows[1]["accuracy"] == evaluate(again, small_mnist)
-    assert rows[1]["ranks"] == " ".join(f"{n}:{r}" for n, r in lowrank.layer_ranks(again).items())
-    paths = lowrank.plot_compression(rows, tmp_path)
+    assert rows[1]["ranks"] == " ".join(f"{n}:{r}" for n, r in layer_ranks(again).items())
+    paths = plot_compression(rows, tmp_path)
     assert sorted(p.name for p in paths) == [
         "ratio_vs_accuracy.png",
         "ratio_vs_runtime.png",
@@ -646,7 +645,7 @@ def test_run_writes_tables_plots_and_benchmark_section(tmp_path, small_mnist):
     bench.write_text(
         "# Benchmarks\n\n<!-- bench:conv2d:begin -->\nconv text\n<!-- bench:conv2d:end -->\n"
     )
-    written = lowrank.run(
+    written = run_study(
         tmp_path / "out",
         bench,
         ratios=(0.25,),

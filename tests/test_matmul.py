@@ -22,7 +22,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from helpers import assert_close, randn, relative_error
+from helpers import assert_close, check_dispatch, randn, relative_error, spy_on
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import matrix_pairs, seeds
@@ -352,13 +352,30 @@ def test_integer_inputs_wrap_around(method, dtype, pair, seed):
     assert torch.equal(C.long(), wrapped), f"{method} {dtype}: not exact modulo 2**{bits}"
 
 
-def test_every_method_is_dispatched():
-    assert set(METHODS) == {"naive", "torch", "svd", "log", "log_approx"}
+#: what each method must run, written out by hand (not derived from METHODS)
+DISPATCH = {
+    "naive": ("matmul_naive", {}),
+    "svd": ("matmul_svd", {}),
+    "log": ("matmul_log", {}),
+    "log_approx": ("matmul_log_approx", {"frac_bits": 10}),
+    "torch": (None, {}),  # A @ B itself: none of the course kernels runs
+}
+
+
+def test_every_method_is_dispatched(monkeypatch):
+    """Each method runs its own kernel, with the options it was given."""
+    import dnnkernels.matmul as module
+
+    assert set(METHODS) == set(DISPATCH), f"METHODS {METHODS} != the methods tested here"
+    kernels = {kernel for kernel, _ in DISPATCH.values() if kernel}
+    calls = spy_on(monkeypatch, module, kernels)
     A, B = randn((3, 4), 21), randn((4, 2), 22)
-    for method in METHODS:
-        options = {"frac_bits": 10} if method == "log_approx" else {}
+    for method, (kernel, params) in DISPATCH.items():
+        calls.clear()
+        y = matmul(A, B, method=method, **params)
+        check_dispatch(calls, method, kernel, params)
         tol = 1e-3 if method == "log_approx" else 1e-12
-        assert_close(matmul(A, B, method=method, **options), exact(A, B), tol, tol, method)
+        assert_close(y, exact(A, B), tol, tol, method)
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from autograder.hidden import hidden_files
 from autograder.methods import MethodViolation
 from autograder.paths import REPO
 from autograder.student import RECORDED_CALLS, Recorded
-from dnnkernels import conv2d, lowrank, matmul
+from dnnkernels import compress, conv2d, matmul
 
 
 def _runner():
@@ -47,7 +47,7 @@ X, K, B = randn(2, 4, 34, 34, seed=1), randn(8, 4, 3, 3, seed=2), randn(8, seed=
 # ---------------------------------------------------------------------------- SVDLinear
 
 
-class NotFactored(lowrank.SVDLinear):
+class NotFactored(compress.SVDLinear):
     """The issue's shortcut: right values, the full weight rebuilt in every forward pass."""
 
     def forward(self, x):
@@ -55,7 +55,7 @@ class NotFactored(lowrank.SVDLinear):
         return y if self.bias is None else y + self.bias
 
 
-class OutsideTorch(lowrank.SVDLinear):
+class OutsideTorch(compress.SVDLinear):
     """The product done in numpy."""
 
     def forward(self, x):
@@ -71,7 +71,7 @@ def layer_call(cls, rows=64, rank=5):
 
 
 def test_svd_linear_factored_passes():
-    call = layer_call(lowrank.SVDLinear)
+    call = layer_call(compress.SVDLinear)
     assert call.record["flops"] == methods.svd_linear_flops(64, 300, 200, 5)
     methods.judge(call)
     methods.require_work(call)
@@ -79,7 +79,7 @@ def test_svd_linear_factored_passes():
 
 def test_svd_linear_not_factored_earns_nothing():
     call = layer_call(NotFactored)
-    assert torch.allclose(call.value["y"], layer_call(lowrank.SVDLinear).value["y"])
+    assert torch.allclose(call.value["y"], layer_call(compress.SVDLinear).value["y"])
     with pytest.raises(MethodViolation, match="FLOPs of a dense product"):
         methods.judge(call)
     with pytest.raises(MethodViolation, match="rebuilt weight"):

@@ -19,8 +19,12 @@ from helpers import assert_close
 from hypothesis import given
 from strategies import seeds
 
+from dnnkernels import matmul as matmul_module
 from dnnkernels import precision as P
+from dnnkernels import precision_report as R
 from dnnkernels.conv2d import winograd_transforms
+from dnnkernels.formats import FormatMode, winograd_scale, wrap
+from dnnkernels.tasks import TASKS
 
 SMALL = {"conv2d": (1, 3, 7, 7, 2), "matmul": (5, 12, 4)}
 MEDIUM = {"conv2d": (2, 8, 9, 9, 4), "matmul": (16, 64, 16)}
@@ -112,7 +116,7 @@ def test_error_grows_as_the_format_shrinks(op, method):
 
 def test_format_mode_rounds_every_intermediate():
     one = torch.ones(3, dtype=torch.float16)
-    with P.FormatMode(torch.float16):
+    with FormatMode(torch.float16):
         # the method asks for float64, but every result is held in float16:
         # 1 + 2**-12 rounds to 1 (float16 has 10 fraction bits), so the difference is 0
         y = (one.to(torch.float64) + 2.0**-12) - 1.0
@@ -126,7 +130,7 @@ def test_format_mode_emulates_missing_kernels_in_float32_and_rounds():
     x = torch.randn(2, 8, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16)
     with pytest.raises(RuntimeError):
         torch.fft.rfft(x)  # torch has no CPU bfloat16 FFT: the reason for the emulation
-    mode = P.FormatMode(torch.bfloat16)
+    mode = FormatMode(torch.bfloat16)
     with mode:
         X = torch.fft.rfft(x)
         back = torch.fft.irfft(X * 2, n=8)
@@ -140,13 +144,13 @@ def test_format_mode_emulates_missing_kernels_in_float32_and_rounds():
 
 def test_format_mode_inplace_and_views():
     base = torch.zeros(2, 3, dtype=torch.float16)
-    with P.FormatMode(torch.float16):
+    with FormatMode(torch.float16):
         base[0] = torch.tensor([1.0, 2.0, 1.0 + 2.0**-12], dtype=torch.float64)
         base[1].add_(1.0 / 3.0)
     assert torch.equal(base[0], torch.tensor([1.0, 2.0, 1.0], dtype=torch.float16))
     assert torch.equal(base[1], torch.full((3,), 1.0 / 3.0).to(torch.float16))
     with pytest.raises(ValueError, match="fmt: got torch.int8"):
-        P.FormatMode(torch.int8)
+        FormatMode(torch.int8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,13 +160,13 @@ def test_format_mode_inplace_and_views():
 
 def test_wrap_hand_values():
     v = torch.tensor([127, 128, 255, 256, -128, -129, 1000])
-    assert P.wrap(v, 8).tolist() == [127, -128, -1, 0, -128, 127, -24]
-    assert torch.equal(P.wrap(v, 8), torch.from_numpy(v.numpy().astype(np.int8).astype(np.int64)))
-    assert P.wrap(torch.tensor([32768.0, -3.0]), 16).tolist() == [-32768, -3]
+    assert wrap(v, 8).tolist() == [127, -128, -1, 0, -128, 127, -24]
+    assert torch.equal(wrap(v, 8), torch.from_numpy(v.numpy().astype(np.int8).astype(np.int64)))
+    assert wrap(torch.tensor([32768.0, -3.0]), 16).tolist() == [-32768, -3]
     with pytest.raises(ValueError, match="values: got .* with fractions"):
-        P.wrap(torch.tensor([0.5]), 8)
+        wrap(torch.tensor([0.5]), 8)
     with pytest.raises(ValueError, match="bits: got 64"):
-        P.wrap(v, 64)
+        wrap(v, 64)
 
 
 @pytest.mark.parametrize(
@@ -241,8 +245,8 @@ def test_integer_winograd_matches_a_tile_by_tile_emulation(precision, np_dtype, 
 
 
 def test_winograd_scales():
-    assert P.winograd_scale(2) == 4
-    assert P.winograd_scale(4) == 576
+    assert winograd_scale(2) == 4
+    assert winograd_scale(4) == 576
 
 
 def test_integer_log_uses_integer_log2_magnitudes():
@@ -349,27 +353,27 @@ def test_writers_and_plot(tmp_path):
         methods=["torch", "im2col", "svd"], precisions=["float16", "float64", "int8", "int32"],
         sizes=SMALL, progress=False,
     )  # fmt: skip
-    path = P.write_csv(rows, tmp_path / "t" / "table.csv")
+    path = R.write_csv(rows, tmp_path / "t" / "table.csv")
     with path.open() as fh:
         read = list(csv.DictReader(fh))
     assert len(read) == len(rows) and tuple(read[0]) == P.COLUMNS
     assert float(read[0]["rel_fro"]) == rows[0]["rel_fro"]  # 17 digits round-trip
-    text = P.write_markdown(rows, tmp_path / "table.md").read_text()
+    text = R.write_markdown(rows, tmp_path / "table.md").read_text()
     assert "| method | int8 | float16 | int32 | float64 |" in text
     assert "## conv2d" in text and "## matmul" in text
     for op in P.OPS:
-        png = P.plot_error_vs_precision(rows, tmp_path / "plots" / f"{op}.png", op=op)
+        png = R.plot_error_vs_precision(rows, tmp_path / "plots" / f"{op}.png", op=op)
         data = png.read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
     with pytest.raises(ValueError, match="op: got None"):
-        P.plot_error_vs_precision(rows, tmp_path / "x.png")
+        R.plot_error_vs_precision(rows, tmp_path / "x.png")
     with pytest.raises(ValueError, match="metric: got 'max'"):
-        P.plot_error_vs_precision(rows, tmp_path / "x.png", op="conv2d", metric="max")
+        R.plot_error_vs_precision(rows, tmp_path / "x.png", op="conv2d", metric="max")
 
 
 @pytest.mark.slow
 def test_command_line_writes_table_and_plots(tmp_path):
-    written = P.main(["--out", str(tmp_path), "--no-progress"])
+    written = R.main(["--out", str(tmp_path), "--no-progress"])
     names = sorted(p.name for p in written)
     assert names == ["conv2d.png", "matmul.png", "table.csv", "table.md"]
     rows = list(csv.DictReader((tmp_path / "table.csv").open()))
@@ -381,3 +385,51 @@ def test_reference_is_float64_direct():
     assert_close(
         P.reference("conv2d", inputs), F.conv2d(inputs["x"], inputs["k"]), 0, 0, "reference"
     )
+
+
+# ------------------------------------------------------------- traps of the student build
+
+
+def _stub(task_id: str):
+    """What the student build runs for an exercise the student has not written."""
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError(TASKS[task_id].not_implemented_message())
+
+    return stub
+
+
+def test_default_table_leaves_out_an_unwritten_extra_credit_method(monkeypatch):
+    """precision Q2: precision_table() is complete without the optional log_approx."""
+    monkeypatch.setattr(matmul_module, "matmul_log_approx", _stub("precision_matmul_log_approx"))
+    rows = P.precision_table(ops="matmul", precisions=["float32", "int8"], progress=False)
+    got = {r["method"] for r in rows}
+    want = set(P.METHODS["matmul"]) - {"log_approx"}
+    assert got == want, f"default methods ran {sorted(got)}, expected {sorted(want)}"
+    with pytest.raises(NotImplementedError, match="precision_matmul_log_approx"):
+        P.precision_table(ops="matmul", methods=["log_approx"], progress=False)
+
+
+def test_default_table_still_raises_for_a_required_method(monkeypatch):
+    """Only optional exercises are left out: an unwritten matmul_log still stops the table."""
+    monkeypatch.setattr(matmul_module, "matmul_log", _stub("precision_matmul_log"))
+    with pytest.raises(NotImplementedError, match="precision_matmul_log:"):
+        P.precision_table(ops="matmul", precisions=["float32"], progress=False)
+
+
+def test_nan_from_log_of_zero_is_named_not_blamed_on_magnitudes(monkeypatch):
+    """A matmul_log that multiplies 0 * inf gives NaN: the message names NaN and log2(0)."""
+
+    def naive_log(A, B):
+        logs = torch.log2(A.abs())[:, :, None] + torch.log2(B.abs())[None, :, :]
+        signs = torch.sign(A)[:, :, None] * torch.sign(B)[None, :, :]
+        return (signs * torch.exp2(logs) * (logs * 0 + 1)).sum(dim=1)  # -inf * 0 = NaN
+
+    monkeypatch.setattr(matmul_module, "matmul_log", naive_log)
+    A = torch.tensor([[0.0, 2.0], [1.0, 1.0]])
+    B = torch.tensor([[3.0, 0.0], [1.0, 2.0]])
+    with pytest.raises(ValueError) as info:
+        P.run_method("matmul", "log", "int16", {"A": A, "B": B})
+    message = str(info.value)
+    assert "NaN or infinite" in message and "log2(0)" in message, message
+    assert "2**52" not in message, f"blames the magnitudes: {message}"

@@ -33,38 +33,32 @@ In every row ``ratio = seconds / baseline_seconds`` (below 1: faster than the ba
 Each section is written into ``BENCHMARKS.md`` between the lines
 ``<!-- bench:<name>:begin -->`` and ``<!-- bench:<name>:end -->`` (names ``conv2d``,
 ``fft``, ``matmul``), with a description of the machine; everything outside the markers
-(sections written by other commands, see :func:`write_section`) is preserved.
+(sections written by other commands, see :func:`dnnkernels.report.write_section`) is
+preserved. Timing: :func:`dnnkernels.timing.time_medians` on the wall clock.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import os
-import platform
 import re
-import statistics
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils import benchmark
 
 from dnnkernels.checks import check_choice, check_int, describe
 from dnnkernels.conv2d import conv2d
 from dnnkernels.matmul import truncated_svd
+from dnnkernels.report import machine_description, write_section
+from dnnkernels.timing import time_medians
 
 __all__ = [
     "SECTIONS",
-    "machine_description",
-    "time_medians",
     "bench_conv2d",
     "bench_fft",
     "bench_matmul",
     "fft_crossover",
     "render_section",
-    "write_section",
     "main",
 ]
 
@@ -75,46 +69,6 @@ CONV_TARGETS = {"im2col": 3.0, "winograd": 5.0}
 """conv2d: largest allowed time ratio against torch, per method."""
 MATMUL_TARGET_RANK, MATMUL_TARGET_SPEEDUP = 64, 2.0
 FFT_LARGE_KERNEL = 15
-
-
-def _cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    match = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
-    return match.group(1).strip() if match else (platform.processor() or platform.machine())
-
-
-def machine_description(threads: int = 1) -> str:
-    """One line: CPU model (``/proc/cpuinfo``), logical cores, threads used, torch, date."""
-    date = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores; torch {torch.__version__} "
-        f"with {threads} thread{'s' if threads != 1 else ''}; Python "
-        f"{platform.python_version()} on {platform.system()}; measured {date}"
-    )
-
-
-def time_medians(
-    fns: dict[str, Callable[[], object]],
-    threads: int = 1,
-    min_run_time: float = 0.3,
-    rounds: int = 3,
-) -> dict[str, float]:
-    """Median seconds per call of each callable, measured in interleaved rounds.
-
-    Each round runs ``Timer.blocked_autorange(min_run_time=min_run_time / rounds)`` on every
-    callable in turn; the result for a callable is the median of the per-call times of all
-    its blocks over all rounds.
-    """
-    check_int("rounds", rounds, low=1)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads)
-            times[name].extend(timer.blocked_autorange(min_run_time=min_run_time / rounds).times)
-    return {name: float(statistics.median(t)) for name, t in times.items()}
 
 
 def _check_agrees(got: torch.Tensor, want: torch.Tensor, what: str) -> None:
@@ -161,7 +115,7 @@ def bench_conv2d(
     Args:
         shape: ``(N, C, H, W, O)``: ``x (N, C, H, W)``, ``k (O, C, 3, 3)``, float32.
         methods: conv2d methods to time (each checked against torch first).
-        threads, min_run_time, rounds: see :func:`time_medians`.
+        threads, min_run_time, rounds: see :func:`dnnkernels.timing.time_medians`.
         seed: seed of the standard normal inputs.
 
     Returns:
@@ -208,7 +162,7 @@ def bench_fft(
     Args:
         size: ``x`` is ``(size, size)``, float32, standard normal.
         kernel_sizes: ``k`` is ``(ks, ks)`` for each ``ks`` (at most ``size``).
-        threads, min_run_time, rounds: see :func:`time_medians`.
+        threads, min_run_time, rounds: see :func:`dnnkernels.timing.time_medians`.
         seed: seed of the inputs.
         large_kernel: kernels with ``ks >= large_kernel`` carry the target "fft faster than
             im2col".
@@ -287,7 +241,7 @@ def bench_matmul(
     Args:
         n: ``A`` and ``B`` are ``(n, n)``, float32, standard normal.
         ranks: ranks ``1 <= r <= n`` of the factored products.
-        threads, min_run_time, rounds: see :func:`time_medians`.
+        threads, min_run_time, rounds: see :func:`dnnkernels.timing.time_medians`.
         seed: seed of the inputs.
 
     Returns:
@@ -401,54 +355,6 @@ def render_section(name: str, rows: Sequence[dict], machine: str) -> str:
                     f"(fft at most {worst:.2f}x the im2col time there)."
                 )
     return "\n".join(lines) + "\n"
-
-
-_HEADER = (
-    "# Benchmarks\n\n"
-    "Each section is written by a command between its `<!-- bench:NAME:begin/end -->` "
-    "markers (conv2d, fft, matmul: `python -m dnnkernels.bench`); timings are medians of "
-    "`torch.utils.benchmark` runs, so they vary from machine to machine and run to run.\n"
-)
-
-
-def write_section(path: str | Path, name: str, text: str) -> Path:
-    """Put ``text`` between ``<!-- bench:name:begin -->`` and ``<!-- bench:name:end -->``.
-
-    The section is replaced where the markers exist and appended otherwise; the rest of
-    the file is kept byte for byte. A missing file is created with a short header.
-
-    Args:
-        path: the markdown file (usually ``BENCHMARKS.md``).
-        name: section name, letters, digits, ``_`` and ``-`` (e.g. ``"conv2d"``,
-            ``"lowrank"``).
-        text: the markdown of the section (without markers).
-
-    Returns:
-        ``path`` as a ``Path``.
-    """
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]+", name):
-        raise ValueError(f"name: got {describe(name)}, expected letters, digits, _ or -")
-    if not isinstance(text, str):
-        raise TypeError(f"text: got {describe(text)}, expected a str")
-    path = Path(path)
-    begin, end = f"<!-- bench:{name}:begin -->", f"<!-- bench:{name}:end -->"
-    block = f"{begin}\n{text.rstrip()}\n{end}"
-    old = path.read_text() if path.exists() else _HEADER
-    if old.count(begin) != old.count(end) or old.count(begin) > 1:
-        raise ValueError(
-            f"path: {path} has {old.count(begin)} begin and {old.count(end)} end markers of "
-            f"section {name!r}, expected one of each or none"
-        )
-    if begin in old:
-        start, stop = old.index(begin), old.index(end) + len(end)
-        if stop < start:
-            raise ValueError(f"path: {path} has the end marker of {name!r} before its begin")
-        new = old[:start] + block + old[stop:]
-    else:
-        new = old.rstrip("\n") + "\n\n" + block + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-    return path
 
 
 def _print_rows(rows: Sequence[dict]) -> None:

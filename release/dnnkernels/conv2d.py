@@ -81,7 +81,8 @@ _METHOD_DTYPES = {
     "fft": FLOAT_DTYPES,
 }
 _NEEDS_FINITE = ("winograd", "winograd4", "fft")
-_WINOGRAD_M = {"winograd": 2, "winograd4": 4}
+#: Winograd method name -> output tile size m of F(m x m, 3 x 3)
+WINOGRAD_M = {"winograd": 2, "winograd4": 4}
 
 
 def output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
@@ -144,7 +145,7 @@ def conv2d(
             f"stride: got {stride}, expected 1 for method {method!r} "
             "(use 'torch', 'naive' or 'im2col' for strided convolution)"
         )
-    if method in _WINOGRAD_M and (kh, kw) != (3, 3):
+    if method in WINOGRAD_M and (kh, kw) != (3, 3):
         raise ValueError(
             f"k: got kernel of size {kh}x{kw}, expected 3x3 for method {method!r} "
             "(Winograd F(m x m, 3 x 3) is for 3x3 kernels)"
@@ -162,7 +163,7 @@ def conv2d(
         if method == "fft":
             y = conv2d_fft(xp, k4, b1)
         else:
-            y = conv2d_winograd(xp, k4, b1, m=_WINOGRAD_M[method])
+            y = conv2d_winograd(xp, k4, b1, m=WINOGRAD_M[method])
     return y[0, 0] if single else y
 
 
@@ -274,7 +275,8 @@ def conv2d_naive(
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercises (the bodies between the markers are the reference solutions)
+# Exercises: the course kit holds the reference solutions here; in the student build each
+# body runs the student's own function instead (see dnnkernels._student)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -287,30 +289,34 @@ def conv2d_im2col(
 ) -> torch.Tensor:
     """conv2d as one matrix product with the im2col patch matrix.
 
-    Pad ``x`` with ``p`` zeros on each side, then collect every ``kh x kw`` window of every
-    channel (windows start every ``s`` pixels) as one column of the patch matrix ``P``::
+    Pad ``x`` with ``p`` zeros on each side, then collect every ``kh x kw`` window of
+    every channel (windows start every ``s`` pixels) as one column of the patch matrix
+    ``P``::
 
-        P[n, (c, u, v), (i, j)] = xp[n, c, s*i + u, s*j + v]      P: (N, C*kh*kw, H'*W')
-        K[o, (c, u, v)]         = k[o, c, u, v]                   K: (O, C*kh*kw)
-        Y[n] = K @ P[n]                                           Y: (N, O, H'*W')
+        P[n, (c, u, v), (i, j)] = xp[n, c, s*i + u, s*j + v]    P: (N, C*kh*kw, H'*W')
+        K[o, (c, u, v)]         = k[o, c, u, v]                 K: (O, C*kh*kw)
+        Y[n] = K @ P[n]                                         Y: (N, O, H'*W')
 
-    and reshape ``Y`` to ``(N, O, H', W')``, adding ``b[o]`` to channel ``o``. (Stacking the
-    ``N`` images side by side, this is one GEMM ``(O, C*kh*kw) @ (C*kh*kw, N*H'*W')``.) Build
-    ``P`` without a Python loop over pixels: ``Tensor.unfold`` (a strided view of all
-    windows), ``torch.as_strided`` or ``F.unfold`` all work; the only arithmetic is the
-    product. Putting the pixel index ``(i, j)`` last makes both the copy into ``P`` and the
-    result's layout contiguous, which is several times faster than rows of patches.
+    and reshape ``Y`` to ``(N, O, H', W')``, adding ``b[o]`` to channel ``o``. (Stacking
+    the ``N`` images side by side, this is one GEMM
+    ``(O, C*kh*kw) @ (C*kh*kw, N*H'*W')``.) Build ``P`` without a Python loop over
+    pixels: ``Tensor.unfold`` (a strided view of all windows), ``torch.as_strided`` or
+    ``F.unfold`` all work; the only arithmetic is the product. Putting the pixel index
+    ``(i, j)`` last makes both the copy into ``P`` and the result's layout contiguous,
+    which is several times faster than rows of patches.
 
     Args:
         x: ``(N, C, H, W)``, a float or signed integer dtype.
-        k: ``(O, C, kh, kw)``, same dtype as ``x``; ``kh <= H + 2p`` and ``kw <= W + 2p``.
+        k: ``(O, C, kh, kw)``, same dtype as ``x``; ``kh <= H + 2p`` and
+            ``kw <= W + 2p``.
         b: ``(O,)`` (same dtype) or None.
         stride: ``s >= 1``.
         padding: ``p >= 0``.
 
     Returns:
-        ``(N, O, H', W')`` with ``H' = (H + 2p - kh) // s + 1``, ``W' = (W + 2p - kw) // s + 1``,
-        dtype of ``x``; equal to ``F.conv2d(x, k, b, stride=s, padding=p)``.
+        ``(N, O, H', W')`` with ``H' = (H + 2p - kh) // s + 1``,
+        ``W' = (W + 2p - kw) // s + 1``, dtype of ``x``; equal to
+        ``F.conv2d(x, k, b, stride=s, padding=p)``.
     """
     # Student build: runs your own `conv2d_im2col` (see dnnkernels._student).
     import dnnkernels._student
@@ -391,27 +397,31 @@ def conv2d_winograd(
 
     With ``AT, G, BT = winograd_transforms(m, x.dtype)`` and tile size ``a = m + 2``:
 
-    1. Filter transform, for every (o, c): ``U[o, c] = G @ k[o, c] @ G.T``   ``(O, C, a, a)``.
+    1. Filter transform, for every (o, c): ``U[o, c] = G @ k[o, c] @ G.T``, shape
+       ``(O, C, a, a)``.
     2. Cover the output ``(H-2) x (W-2)`` with ``T x S`` tiles of ``m x m``
-       (``T = ceil((H-2)/m)``, ``S = ceil((W-2)/m)``); pad ``x`` with zeros at the bottom and
-       right to ``(T*m + 2) x (S*m + 2)`` so that odd sizes work. Output tile ``(t, s)`` needs
-       the input tile ``d = x[..., t*m : t*m + a, s*m : s*m + a]``: input tiles overlap by 2.
-       Extract all of them at once (``Tensor.unfold`` with size ``a`` and step ``m``, or
-       ``as_strided``): ``d`` of shape ``(N, C, T, S, a, a)``.
-    3. Input transform: ``V = BT @ d @ BT.T``                               ``(N, C, T, S, a, a)``.
+       (``T = ceil((H-2)/m)``, ``S = ceil((W-2)/m)``); pad ``x`` with zeros at the
+       bottom and right to ``(T*m + 2) x (S*m + 2)`` so that odd sizes work. Output tile
+       ``(t, s)`` needs the input tile ``d = x[..., t*m : t*m + a, s*m : s*m + a]``:
+       input tiles overlap by 2. Extract all of them at once (``Tensor.unfold`` with
+       size ``a`` and step ``m``, or ``as_strided``): ``d`` of shape
+       ``(N, C, T, S, a, a)``.
+    3. Input transform: ``V = BT @ d @ BT.T``, shape ``(N, C, T, S, a, a)``.
     4. Element-wise product summed over channels:
-       ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]``                    ``(N, O, T, S, a, a)``.
-       For each of the ``a*a`` tile positions this is a matrix product over ``c``, so the
-       whole step is a batch of ``a*a`` GEMMs ``(O, C) @ (C, N*T*S)`` (``torch.bmm``).
-    5. Output transform: ``Y = AT @ M @ AT.T``                             ``(N, O, T, S, m, m)``.
-    6. Reassemble the tiles into ``(N, O, T*m, S*m)``, crop to ``(H-2) x (W-2)``, add ``b[o]``.
+       ``M[n, o, t, s] = sum_c U[o, c] * V[n, c, t, s]``, shape ``(N, O, T, S, a, a)``.
+       For each of the ``a*a`` tile positions this is a matrix product over ``c``, so
+       the whole step is a batch of ``a*a`` GEMMs ``(O, C) @ (C, N*T*S)``
+       (``torch.bmm``).
+    5. Output transform: ``Y = AT @ M @ AT.T``, shape ``(N, O, T, S, m, m)``.
+    6. Reassemble the tiles into ``(N, O, T*m, S*m)``, crop to ``(H-2) x (W-2)``, add
+       ``b[o]``.
 
-    Speed: the 2-D transforms of steps 3 and 5 on every tile at once are one GEMM each, with
-    the Kronecker product of the 1-D transforms: flattening a tile row-major,
-    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``). Keeping the
-    tile position ``p`` (``a*a`` of them) as the leading dimension from the tile copy to the
-    output transform makes every step a plain GEMM on contiguous memory: only the tile
-    extraction and the final reassembly move data.
+    Speed: the 2-D transforms of steps 3 and 5 on every tile at once are one GEMM each,
+    with the Kronecker product of the 1-D transforms: flattening a tile row-major,
+    ``vec(BT @ d @ BT.T) = kron(BT, BT) @ vec(d)`` (and likewise for ``AT``). Keeping
+    the tile position ``p`` (``a*a`` of them) as the leading dimension from the tile
+    copy to the output transform makes every step a plain GEMM on contiguous memory:
+    only the tile extraction and the final reassembly move data.
 
     Args:
         x: ``(N, C, H, W)`` with ``H, W >= 3``, a floating dtype, finite values.
@@ -455,25 +465,32 @@ def fast_fft_size(n: int) -> int:
         size += 1
 
 
-def conv2d_fft(x: torch.Tensor, k: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+def conv2d_fft(
+    x: torch.Tensor,
+    k: torch.Tensor,
+    b: torch.Tensor | None = None,
+) -> torch.Tensor:
     """conv2d (stride 1, no padding) as a product of real 2-D FFTs.
 
     The FFT computes circular *convolutions*; conv2d is a *correlation*, so:
 
     1. Flip the kernel in both spatial dimensions: ``kf = k.flip(-2, -1)``; then
        correlation with ``k`` is convolution with ``kf``.
-    2. Zero-pad to at least the linear-convolution size ``(H + kh - 1) x (W + kw - 1)`` (the
-       ``s=`` argument of ``torch.fft.rfft2`` does it), so that the circular convolution
-       equals the linear one. Any larger size gives the same valid part, and an FFT is much
-       faster when its length has only small prime factors, so use
+    2. Zero-pad to at least the linear-convolution size ``(H + kh - 1) x (W + kw - 1)``
+       (the ``s=`` argument of ``torch.fft.rfft2`` does it), so that the circular
+       convolution equals the linear one. Any larger size gives the same valid part, and
+       an FFT is much faster when its length has only small prime factors, so use
        ``Hf = fast_fft_size(H + kh - 1)`` and ``Wf = fast_fft_size(W + kw - 1)``.
-    3. ``X = rfft2(x)`` ``(N, C, Hf, Wf//2 + 1)``, ``K = rfft2(kf)`` ``(O, C, Hf, Wf//2 + 1)``;
-       ``Y[n, o] = sum_c X[n, c] * K[o, c]`` (one ``einsum``); ``full = irfft2(Y, s=(Hf, Wf))``.
+    3. ``X = rfft2(x)`` ``(N, C, Hf, Wf//2 + 1)``, ``K = rfft2(kf)``
+       ``(O, C, Hf, Wf//2 + 1)``; ``Y[n, o] = sum_c X[n, c] * K[o, c]`` (one
+       ``einsum``); ``full = irfft2(Y, s=(Hf, Wf))``.
     4. The full convolution has the correlation (the "valid" part) at
-       ``full[..., kh-1 : H, kw-1 : W]``, of shape ``(H - kh + 1, W - kw + 1)``. Add ``b[o]``.
+       ``full[..., kh-1 : H, kw-1 : W]``, of shape ``(H - kh + 1, W - kw + 1)``. Add
+       ``b[o]``.
 
-    Precision: compute in float64 / complex128 when ``x`` is float64, otherwise in float32 /
-    complex64 (torch has no half-precision CPU FFT for all sizes); cast the result back.
+    Precision: compute in float64 / complex128 when ``x`` is float64, otherwise in
+    float32 / complex64 (torch has no half-precision CPU FFT for all sizes); cast the
+    result back.
 
     Args:
         x: ``(N, C, H, W)``, a floating dtype, finite values.
@@ -481,8 +498,8 @@ def conv2d_fft(x: torch.Tensor, k: torch.Tensor, b: torch.Tensor | None = None) 
         b: ``(O,)`` (same dtype) or None.
 
     Returns:
-        ``(N, O, H - kh + 1, W - kw + 1)``, dtype of ``x``; equal to ``F.conv2d(x, k, b)``
-        up to rounding.
+        ``(N, O, H - kh + 1, W - kw + 1)``, dtype of ``x``; equal to
+        ``F.conv2d(x, k, b)`` up to rounding.
     """
     # Student build: runs your own `conv2d_fft` (see dnnkernels._student).
     import dnnkernels._student

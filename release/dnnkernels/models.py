@@ -6,7 +6,7 @@
 
 Both take normalised images (see :func:`dnnkernels.data.normalize`) and return logits.
 The attribute names ``conv1``, ``conv2``, ``fc1``, ``fc2``, ``fc3`` are part of the interface:
-``dnnkernels.lowrank`` and ``dnnkernels.bitwidth`` address the layers by them.
+``dnnkernels.lowrank`` and ``dnnkernels.quantize`` address the layers by them.
 Trained weights ship with the package (``dnnkernels/weights/<name>.pt``, written by
 ``python -m dnnkernels.train <name>``); :func:`load_trained` loads them.
 """

@@ -34,7 +34,7 @@
 # `torch.nn`, `numpy`, `math` and the support function the cell imports (`truncated_svd`,
 # which computes the SVD for you).
 #
-# The library uses your code: `dnnkernels.lowrank.compress` replaces the layers of a model
+# The library uses your code: `dnnkernels.compress.compress` replaces the layers of a model
 # by *your* `SVDLinear` (defined in this notebook, or read from this notebook once it is
 # saved), and your `rank_for_ratio` chooses the ranks of the sweep in section 5. Every
 # measurement of sections 4 and 5 therefore runs on your code.
@@ -123,7 +123,7 @@ _ = torch.manual_seed(0)  # the visible checks draw reproducible inputs
 # done outside torch (numpy, lists).
 
 # %% tags=["answer:mnist_svd_linear"]
-# generated from src/dnnkernels/lowrank.py: SVDLinear
+# generated from src/dnnkernels/compress.py: SVDLinear
 
 # %% tags=["check:mnist_svd_linear"]
 linear = nn.Linear(20, 12).double()
@@ -190,10 +190,10 @@ print("SVDLinear: visible checks passed")
 # layer, and prints the FLOPs of each. The last line is your `SVDLinear`.
 
 # %%
-from dnnkernels.bench import time_medians
 from dnnkernels.data import load_mnist, normalize
 from dnnkernels.matmul import truncated_svd
 from dnnkernels.models import load_trained
+from dnnkernels.timing import time_medians
 
 mnist = load_mnist()
 mlp = load_trained("mlp")
@@ -276,7 +276,7 @@ print(f"rank {k}: relative error of the layer output against the dense layer: {e
 # The docstring shows how to avoid float rounding (hint: `float.as_integer_ratio`).
 
 # %% tags=["answer:mnist_rank_for_ratio"]
-# generated from src/dnnkernels/lowrank.py: rank_for_ratio
+# generated from src/dnnkernels/compress.py: rank_for_ratio
 
 # %% tags=["check:mnist_rank_for_ratio"]
 from fractions import Fraction
@@ -313,7 +313,12 @@ print("rank_for_ratio: visible checks passed")
 # divided by the largest (saved as `mnist_spectra.png`).
 
 # %%
-from dnnkernels.lowrank import compress, compression_ratio, count_parameters, linear_layers
+from dnnkernels.compress import (
+    compress,
+    compression_ratio,
+    count_parameters,
+    linear_layers,
+)
 from dnnkernels.models import evaluate
 
 total = count_parameters(mlp)
@@ -382,7 +387,7 @@ for rank in (10, 9, 8, 6, 4):
 #   the median seconds per call);
 # - *optional, recommended*: fine-tune the compressed model for `FINETUNE_STEPS` Adam steps
 #   (`finetune(small, mnist, FINETUNE_STEPS, lr=FINETUNE_LR, progress=False)` from
-#   `dnnkernels.lowrank`, after the timings) and measure its accuracy again; if you skip it,
+#   `dnnkernels.compress`, after the timings) and measure its accuracy again; if you skip it,
 #   store `math.nan`.
 #
 # Collect one dict per ratio in the list `rows`, with the keys `allocation` (a label for the
@@ -396,7 +401,9 @@ for rank in (10, 9, 8, 6, 4):
 # if a point looks odd, run the cell again before you explain it.
 
 # %% tags=["manual:mnist_sweep:4"]
-from dnnkernels.lowrank import finetune, markdown_table, plot_compression
+from dnnkernels.compress import finetune
+from dnnkernels.lowrank_study import plot_compression
+from dnnkernels.report import markdown_table
 
 RATIOS = (1.0, 0.5, 0.25, 0.1, 0.07, 0.05, 0.03)
 FINETUNE_STEPS, FINETUNE_LR = 100, 3e-4

@@ -480,12 +480,11 @@ from IPython.display import Image, Markdown, display
 from dnnkernels.precision import (
     FLOAT_PRECISIONS,
     draw_inputs,
-    plot_error_vs_precision,
     precision_table,
     reconstruction_error,
     reference,
-    to_markdown,
 )
+from dnnkernels.precision_report import plot_error_vs_precision, to_markdown
 
 ### BEGIN SOLUTION
 rows = precision_table(

@@ -164,8 +164,8 @@ print("factored_matmul_flops: visible checks passed")
 # %% [markdown]
 # ## 3. Error against rank for six kinds of matrices
 #
-# `dnnkernels.lowrank.matrix_family(name, ...)` returns one matrix of each kind (float32,
-# the same every time):
+# `dnnkernels.matrix_families.matrix_family(name, ...)` returns one matrix of each kind
+# (float32, the same every time):
 #
 # | name | shape | what it is |
 # |---|---|---|
@@ -180,7 +180,7 @@ print("factored_matmul_flops: visible checks passed")
 
 # %%
 from dnnkernels.data import load_mnist
-from dnnkernels.lowrank import FAMILIES, matrix_family
+from dnnkernels.matrix_families import FAMILIES, matrix_family
 from dnnkernels.models import load_trained
 
 mnist = load_mnist()

@@ -8,7 +8,9 @@ Modules, one idea each:
 - ``data``: MNIST, offline and checksum-verified.
 - ``models`` / ``train``: the MLP and LeNet of the course and their training.
 - ``lowrank``: low-rank approximation, SVD layers and compression sweeps.
-- ``bitwidth``: integer inference with a b-bit accumulator and the energy model.
+- ``accumulator``, ``energy``, ``quantize``, ``intengine``, ``partial_sums``: b-bit
+  accumulation, the energy model, int8 quantization, the integer inference engine and its
+  partial-sum statistics; ``bitwidth``: the accumulator bit-width study built on them.
 - ``tasks``: the exercises of the course, one task ID each.
 """
 

@@ -199,18 +199,22 @@ def truncated_svd(
 
 
 # ---------------------------------------------------------------------------------------------
-# Exercises (the bodies between the markers are the reference solutions)
+# Exercises: the course kit holds the reference solutions here; in the student build each
+# body runs the student's own function instead (see dnnkernels._student)
 # ---------------------------------------------------------------------------------------------
 
 
 def matmul_svd(
-    A: torch.Tensor, B: torch.Tensor, rank_A: int | None = None, rank_B: int | None = None
+    A: torch.Tensor,
+    B: torch.Tensor,
+    rank_A: int | None = None,
+    rank_B: int | None = None,
 ) -> torch.Tensor:
     """``A @ B`` through truncated SVDs, multiplied in factored form.
 
-    With ``A ~ U_A diag(S_A) Vh_A`` (rank ``r``) and ``B ~ U_B diag(S_B) Vh_B`` (rank ``s``)
-    from ``truncated_svd`` (a rank of None means: do not factor that matrix, use it as is;
-    it equals its full-rank SVD)::
+    With ``A ~ U_A diag(S_A) Vh_A`` (rank ``r``) and ``B ~ U_B diag(S_B) Vh_B`` (rank
+    ``s``) from ``truncated_svd`` (a rank of None means: do not factor that matrix, use
+    it as is; it equals its full-rank SVD)::
 
         only A factored:  U_A @ (S_A[:, None] * (Vh_A @ B))                     (M, N)
         only B factored:  ((A @ U_B) * S_B) @ Vh_B                              (M, N)
@@ -218,10 +222,11 @@ def matmul_svd(
                           (U_A @ core) @ Vh_B   or   U_A @ (core @ Vh_B)
         neither:          A @ B
 
-    Never rebuild a full ``(M, K)`` or ``(K, N)`` matrix from its factors: the point of the
-    factored form is the cost, e.g. ``r*K*N + M*r*N`` multiplications instead of ``M*K*N``
-    when only ``A`` is factored. When both are factored, pick the cheaper of the two
-    association orders of the last products (``M*r*s + M*s*N`` against ``r*s*N + M*r*N``).
+    Never rebuild a full ``(M, K)`` or ``(K, N)`` matrix from its factors: the point of
+    the factored form is the cost, e.g. ``r*K*N + M*r*N`` multiplications instead of
+    ``M*K*N`` when only ``A`` is factored. When both are factored, pick the cheaper of
+    the two association orders of the last products (``M*r*s + M*s*N`` against
+    ``r*s*N + M*r*N``).
 
     Args:
         A: ``(M, K)``, a floating dtype, finite values.
@@ -230,8 +235,9 @@ def matmul_svd(
         rank_B: ``1 <= s <= min(K, N)`` or None.
 
     Returns:
-        ``(M, N)``, the dtype of ``A``: ``A_r @ B_s`` where ``A_r``, ``B_s`` are the best
-        rank-``r`` / rank-``s`` approximations (the plain product when both ranks are None).
+        ``(M, N)``, the dtype of ``A``: ``A_r @ B_s`` where ``A_r``, ``B_s`` are the
+        best rank-``r`` / rank-``s`` approximations (the plain product when both ranks
+        are None).
     """
     ### BEGIN SOLUTION
     if rank_A is None and rank_B is None:
@@ -253,27 +259,27 @@ def matmul_svd(
 
 
 def matmul_log(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
-    """``A @ B`` with every product taken in the log domain, the sum in the linear domain.
+    """``A @ B`` with products in the log domain and the sum in the linear domain.
 
-    Write every entry as a sign and a base-2 log-magnitude, ``x = sign(x) * 2**log2|x|``.
-    A product is then an addition of logs::
+    Write every entry as a sign and a base-2 log-magnitude,
+    ``x = sign(x) * 2**log2|x|``. A product is then an addition of logs::
 
         A[i, k] * B[k, j] = sA[i, k] * sB[k, j] * 2**(lA[i, k] + lB[k, j])
-        C[i, j]           = sum_k  (that product)                         (linear-domain sum)
+        C[i, j]           = sum_k  (that product)          (a linear-domain sum)
 
     with ``s = torch.sign(x)`` and ``l = torch.log2(|x|)``. Exact zeros stay zero:
-    ``log2(0) = -inf``, ``-inf + finite = -inf`` and ``2**-inf = 0`` (and ``sign(0) = 0``).
-    Vectorize: broadcast ``l_A[:, :, None] + l_B[None, :, :]`` to ``(rows, K, N)`` and sum
-    over ``K``; process the rows of ``A`` in blocks of at most about ``2**20`` products so that
-    large matrices do not exhaust memory.
+    ``log2(0) = -inf``, ``-inf + finite = -inf`` and ``2**-inf = 0`` (and
+    ``sign(0) = 0``). Vectorize: broadcast ``l_A[:, :, None] + l_B[None, :, :]`` to
+    ``(rows, K, N)`` and sum over ``K``; process the rows of ``A`` in blocks of at most
+    about ``2**20`` products so that large matrices do not exhaust memory.
 
     Args:
         A: ``(M, K)``, a floating dtype, finite values.
         B: ``(K, N)``, the dtype of ``A``, finite values.
 
     Returns:
-        ``(M, N)``, the dtype of ``A`` (all arithmetic in that dtype); equal to ``A @ B``
-        up to rounding of the logs and powers.
+        ``(M, N)``, the dtype of ``A`` (all arithmetic in that dtype); equal to
+        ``A @ B`` up to rounding of the logs and powers.
     """
     ### BEGIN SOLUTION
     sA, lA = torch.sign(A), torch.log2(A.abs())
@@ -290,34 +296,42 @@ def matmul_log(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-def matmul_log_approx(A: torch.Tensor, B: torch.Tensor, frac_bits: int = 4) -> torch.Tensor:
+def matmul_log_approx(
+    A: torch.Tensor,
+    B: torch.Tensor,
+    frac_bits: int = 4,
+) -> torch.Tensor:
     """``A @ B`` with the approximate log-domain addition of NVIDIA's US 2021/0056446.
 
     The hardware stores each value as a sign and a fixed-point base-2 log with ``f``
-    fraction bits (``f = frac_bits``), i.e. in the number system of base ``2**(1/2**f)``:
+    fraction bits (``f = frac_bits``), i.e. in the number system of base
+    ``2**(1/2**f)``:
 
-    1. Quantise: for ``x != 0``, ``e = round(2**f * log2|x|)`` (an integer, round half to
-       even), so ``x ~ sign(x) * 2**(e / 2**f)``. Zeros are flagged and contribute nothing.
+    1. Quantise: for ``x != 0``, ``e = round(2**f * log2|x|)`` (an integer, round half
+       to even), so ``x ~ sign(x) * 2**(e / 2**f)``. Zeros are flagged and contribute
+       nothing.
     2. Multiply by adding exponents: ``q = e_A[i, k] + e_B[k, j]`` (an integer count of
-       units ``2**-f``); the product is ``s * 2**(q / 2**f)`` with ``s = sign_A * sign_B``.
-    3. Split ``q`` into quotient and remainder: ``Q = q >> f`` (floor division by ``2**f``,
-       also for negative ``q``) and ``r = q & (2**f - 1)`` in ``[0, 2**f)``, so that
-       ``2**(q / 2**f) = 2**Q * 2**(r / 2**f)``.
+       units ``2**-f``); the product is ``s * 2**(q / 2**f)`` with
+       ``s = sign_A * sign_B``.
+    3. Split ``q`` into quotient and remainder: ``Q = q >> f`` (floor division by
+       ``2**f``, also for negative ``q``) and ``r = q & (2**f - 1)`` in ``[0, 2**f)``,
+       so that ``2**(q / 2**f) = 2**Q * 2**(r / 2**f)``.
     4. Accumulate with shifts, one partial sum per remainder bin:
-       ``P[i, j, r] = sum_{k with remainder r} s * 2**Q`` - adding ``±1`` shifted by ``Q``
-       bits, exact in integer (here: float64) arithmetic.
+       ``P[i, j, r] = sum_{k with remainder r} s * 2**Q`` - adding ``±1`` shifted by
+       ``Q`` bits, exact in integer (here: float64) arithmetic.
     5. One lookup-table multiply per bin at the end:
        ``C[i, j] = sum_r LUT[r] * P[i, j, r]`` with ``LUT[r] = 2**(r / 2**f)``.
 
     Steps 3-5 are exact, so the result equals the product of the quantised matrices,
     ``Aq @ Bq`` with ``Aq = sign(A) * 2**(e_A / 2**f)``: the only approximation is the
-    rounding of each exponent in step 1, a relative error of at most ``2**(2**-(f+1)) - 1``
-    (about ``0.35 * 2**-f``) per factor; it shrinks as ``f`` grows.
+    rounding of each exponent in step 1, a relative error of at most
+    ``2**(2**-(f+1)) - 1`` (about ``0.35 * 2**-f``) per factor; it shrinks as ``f``
+    grows.
 
-    Vectorize: for a block of rows of ``A``, form ``q`` of shape ``(rows, K, N)`` at once and
-    sum into the ``2**f`` bins with ``scatter_add_`` over ``K`` (blocks of at most about
-    ``2**20`` products). Compute the exponents, bins and sums in float64 / int64 and
-    cast the result to the dtype of ``A``.
+    Vectorize: for a block of rows of ``A``, form ``q`` of shape ``(rows, K, N)`` at
+    once and sum into the ``2**f`` bins with ``scatter_add_`` over ``K`` (blocks of at
+    most about ``2**20`` products). Compute the exponents, bins and sums in float64 /
+    int64 and cast the result to the dtype of ``A``.
 
     Args:
         A: ``(M, K)``, a floating dtype, finite values.
@@ -333,8 +347,9 @@ def matmul_log_approx(A: torch.Tensor, B: torch.Tensor, frac_bits: int = 4) -> t
     A64, B64 = A.to(torch.float64), B.to(torch.float64)
     sA, sB = torch.sign(A64), torch.sign(B64)
     # quantised exponents (integers); zeros get exponent 0 and sign 0
-    eA = torch.where(A64 != 0, torch.round(torch.log2(A64.abs()) * bins), 0).to(torch.int64)
-    eB = torch.where(B64 != 0, torch.round(torch.log2(B64.abs()) * bins), 0).to(torch.int64)
+    lA, lB = torch.log2(A64.abs()) * bins, torch.log2(B64.abs()) * bins
+    eA = torch.where(A64 != 0, torch.round(lA), 0).to(torch.int64)
+    eB = torch.where(B64 != 0, torch.round(lB), 0).to(torch.int64)
     # the lookup table LUT[r] = 2**(r / 2**f)
     lut = torch.exp2(torch.arange(bins, dtype=torch.float64, device=A.device) / bins)
     M, K = A.shape

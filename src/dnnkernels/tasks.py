@@ -4,10 +4,9 @@ A task ID names an exercise everywhere: the student stub's ``NotImplementedError
 message, the nbgrader ``grade_id`` of the graded check cell, the pytest marker of its
 visible and hidden checks (``pytest -m <task>``), the feedback line and the book heading.
 
-Each task's reference lives once, in ``src/dnnkernels/<module>.py``, in the function (or
-class) ``name``; the body of that function sits between the solution marker lines (see
-:mod:`dnnkernels.course.extract`), from which the student stub and the solution notebook
-are generated.
+Each task's reference lives once, in the course kit's ``dnnkernels/<module>.py``, in the
+function (or class) ``name``; the course tooling generates the student stub (the student
+build's body, which runs the student's own code) and the solution notebook from it.
 """
 
 from __future__ import annotations
@@ -129,7 +128,7 @@ TASKS: dict[str, Task] = {
         Task(
             "mnist_svd_linear",
             "mnist",
-            "lowrank",
+            "compress",
             "SVDLinear",
             4,
             "a linear layer that multiplies by truncated SVD factors",
@@ -137,7 +136,7 @@ TASKS: dict[str, Task] = {
         Task(
             "mnist_rank_for_ratio",
             "mnist",
-            "lowrank",
+            "compress",
             "rank_for_ratio",
             2,
             "the largest rank whose factored layer meets a compression ratio",
@@ -145,7 +144,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_accumulate",
             "bit_width",
-            "bitwidth",
+            "accumulator",
             "accumulate",
             4,
             "b-bit accumulation of partial sums with saturation or wrap-around",
@@ -153,7 +152,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_min_bits",
             "bit_width",
-            "bitwidth",
+            "accumulator",
             "min_bits",
             2,
             "the smallest two's complement bit-width that holds a range",
@@ -161,7 +160,7 @@ TASKS: dict[str, Task] = {
         Task(
             "bit_width_energy",
             "bit_width",
-            "bitwidth",
+            "energy",
             "layer_energy",
             2,
             "energy of a layer under the s_mul / s_add model",

@@ -32,7 +32,7 @@ _END_WORDS = "END SOLUTION"
 # so nothing released may hold them, not even in prose
 MARKER_LINE = re.compile(r"\b(BEGIN|END) (SOLUTION|HIDDEN TESTS|REFERENCE ONLY)\b")
 # reference-only regions: the body of a helper that is not an exercise itself but would
-# answer one (the naive loop of bitwidth.accumulate); cut from the student build
+# answer one (the naive loop of accumulator.accumulate); cut from the student build
 REFERENCE_BEGIN = "### BEGIN REFERENCE ONLY"
 REFERENCE_END = "### END REFERENCE ONLY"
 _REFERENCE_LINE = re.compile(r"^(\s*)#+\s*(BEGIN|END) REFERENCE ONLY\b")
@@ -356,12 +356,6 @@ def answer_source(exercise: Exercise) -> str:
     return "\n\n\n".join(parts)
 
 
-def marker_lines(path: Path) -> list[int]:
-    """Line numbers (1-based) of every nbgrader solution marker line in a file."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [n for n, line in enumerate(lines, 1) if _BEGIN_WORDS in line or _END_WORDS in line]
-
-
 def normalise_line(line: str) -> str:
     """A code line compared for secrets: stripped, whitespace runs collapsed."""
     return " ".join(line.split())
@@ -449,35 +443,6 @@ def reference_regions(text: str, where: str) -> list[ReferenceRegion]:
         name = max(around, key=lambda f: f[0])[2]  # the innermost function
         placed.append(ReferenceRegion(name, region.begin, region.end, region.indent))
     return placed
-
-
-def secret_lines(texts: list[str]) -> set[str]:
-    """Normalised solution lines that appear only inside solution regions.
-
-    Args:
-        texts: file contents (modules of ``src/``, source notebooks).
-
-    Returns:
-        Every normalised line of at least :data:`SECRET_MIN_CHARS` characters found between
-        solution markers and nowhere outside them in ``texts``.
-    """
-    inside: set[str] = set()
-    outside: set[str] = set()
-    for text in texts:
-        lines = text.splitlines()
-        in_region = set()
-        for begin, end in solution_regions_of_text(lines):
-            in_region.update(range(begin + 1, end))
-            in_region.update((begin, end))
-        for number, line in enumerate(lines, 1):
-            norm = normalise_line(line)
-            if number in in_region:
-                if len(norm) >= SECRET_MIN_CHARS and _BEGIN_WORDS not in line:
-                    if _END_WORDS not in line:
-                        inside.add(norm)
-            else:
-                outside.add(norm)
-    return inside - outside
 
 
 def all_exercises(src: Path, tasks: list[Task] | None = None) -> dict[str, Exercise]:

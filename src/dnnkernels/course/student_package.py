@@ -99,7 +99,7 @@ def stub_module(text: str, exercises: list[Exercise]) -> str:
 def cut_reference_only(text: str, where: str) -> str:
     """A module's text with every reference-only region replaced by a ``raise``.
 
-    Some helpers are not exercises but would answer one (``bitwidth.accumulate_loop`` is a
+    Some helpers are not exercises but would answer one (``accumulator.accumulate_loop`` is a
     complete, slow ``accumulate``). Their body sits between ``### BEGIN REFERENCE ONLY`` and
     ``### END REFERENCE ONLY``; the student build keeps the signature and docstring and
     raises ``NotImplementedError`` naming the function instead.
