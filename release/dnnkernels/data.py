@@ -1,9 +1,6 @@
 # Generated automatically from src/dnnkernels/data.py by `make release` (student build: exercise bodies run your own code); do not edit.
 """MNIST as tensors and loaders, offline and checksum-verified.
 
-(One idea, a little over 600 lines: each of the three sources and its checksum checks
-sits here beside the others, in the order they are tried.)
-
 ``load_mnist()`` returns LeCun's MNIST (60,000 training and 10,000 test images, uint8
 28x28, labels 0-9) and ready ``DataLoader``s; ``normalize`` turns pixels into network
 inputs. The arrays come from :func:`dnnkernels.mnist_files.fetch_mnist`: the local cache,
