@@ -121,6 +121,8 @@ def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> No
     if "\nexecute:\n" not in config:
         raise SystemExit("book: book/_config.yml has no top-level `execute:` section")
     config = config.replace("\nexecute:\n", f"\nexecute:\n  cache: {CACHE}\n", 1)
+    # the API reference is generated from the package's source (sphinx-autoapi)
+    config = config.replace("@DNNKERNELS_SRC@", str(ROOT / "src" / "dnnkernels"))
     wanted[Path("_config.yml")] = config.encode()
 
     for rel, data in wanted.items():
