@@ -12,6 +12,11 @@ for MathJax and checks what a reader would see:
 - the answers of the exercises are hidden until the reader opens them;
 - no request leaves 127.0.0.1.
 
+One exception is reported in ``problems.txt`` but does not fail the test: display formulas
+wider than the column on the student-notebook pages (``assignments/<a>/<a>.html``). Those
+formulas are written in ``source/<a>/<a>.py`` and shipped to students as they are; the book
+shows the release unchanged, so they are fixed there, not here.
+
 Full-page screenshots of every chapter and assignment page are kept as artifacts in
 ``build/book/screenshots/`` (one PNG per page, named after its path). All problems of all
 pages are collected and reported together.
@@ -65,6 +70,8 @@ CHECKS = r"""
   }
   for (const el of article.querySelectorAll('*')) {
     if (el.offsetParent === null || el.closest('.toggle-hidden')) continue;
+    // a formula's parts: its container is checked above (the MathML copy is invisible)
+    if (el.closest('mjx-container, mjx-assistive-mml')) continue;
     const r = el.getBoundingClientRect();
     if (r.width > 0 && r.right > box.right + 1 && !el.closest('pre, .highlight')) {
       // report the outermost element only
@@ -160,6 +167,7 @@ def test_every_page_as_a_reader_sees_it(book_html: Path, book_site: str):
     pages = _pages(book_html)
     assert len(pages) >= 30, f"only {len(pages)} pages in {book_html}"
     problems: dict[str, list[str]] = {}
+    notebook_math: dict[str, list[str]] = {}  # reported, not failed (see the docstring)
     shots = []
     with Browser(window=WINDOW) as browser:
         for path in pages:
@@ -177,13 +185,25 @@ def test_every_page_as_a_reader_sees_it(book_html: Path, book_site: str):
                     shots.append(page.screenshot(shot, full_page=True))
             finally:
                 page.close()
+            if rel.count("/") == 2 and rel.startswith("assignments/"):
+                # a student notebook: its formulas are written in source/<a>/<a>.py
+                wide = [p for p in found if "scrolls sideways" in p and "mjx-container" in p]
+                if wide:
+                    notebook_math[rel] = wide
+                found = [p for p in found if p not in wide]
             if found:
                 problems[rel] = found
     assert shots, "no chapter was screenshotted"
     (SCREENSHOTS / "problems.txt").write_text(
         "".join(
-            f"{rel}\n" + "".join(f"    {p}\n" for p in found) for rel, found in problems.items()
+            f"{rel} (student notebook, not failed)\n" + "".join(f"    {p}\n" for p in found)
+            for rel, found in notebook_math.items()
         )
+        + "".join(
+            f"{rel}\n" + "".join(f"    {p}\n" for p in found) for rel, found in problems.items()
+        ),
+        encoding="utf-8",
+        errors="surrogatepass",  # a formula's letters cut in half by an excerpt
     )
     report = "\n".join(
         f"{rel}:\n    " + "\n    ".join(found[:12]) + ("\n    ..." if len(found) > 12 else "")
