@@ -601,3 +601,13 @@ def test_code_in_the_book_fits_88_columns():
                 if len(line) > 88 and not (i == start and line.startswith(":")):
                     long.append(f"book/{rel}:{token.map[0] + 2 + i}: {len(line)} columns")
     assert not long, "code lines longer than 88 columns:\n" + "\n".join(long)
+
+
+@pytest.mark.slow
+def test_chapter_figures_are_vector_graphics(built_book: Path):
+    """The chapters' computed figures are SVG (sharp in the column, when zoomed, in print)."""
+    for page in sorted((built_book / "chapters").glob("*.html")):
+        sources = re.findall(r'<img[^>]*\bsrc="([^"]+)"', page.read_text(encoding="utf-8"))
+        raster = [s for s in sources if not s.endswith(".svg")]
+        assert sources, f"{page.name}: no figure"
+        assert not raster, f"{page.name}: raster figures {raster}"
