@@ -10,7 +10,9 @@ for MathJax and checks what a reader would see:
 - no TeX is left untypeset (no ``$...$``, ``\\(``, ``\\frac`` in the visible text, no
   MathJax error);
 - the answers of the exercises are hidden until the reader opens them;
-- no request leaves 127.0.0.1.
+- no request leaves 127.0.0.1;
+- printed (print media, the width of an A4 page), no chapter has text cut at the right
+  edge.
 
 One exception is reported in ``problems.txt`` but does not fail the test: display formulas
 wider than the column on the student-notebook pages (``assignments/<a>/<a>.html``). Those
@@ -136,6 +138,43 @@ def _pages(html: Path) -> list[Path]:
     )
 
 
+# the chapters printed: A4 at 96 CSS pixels per inch, less 1.5 cm margins on each side
+PRINT_WIDTH = 680
+PRINT_CHECK = """
+(() => {
+  const width = document.documentElement.clientWidth;
+  const cut = [];
+  for (const el of document.querySelectorAll('article.bd-article *')) {
+    if (el.offsetParent === null || el.closest('mjx-container, mjx-assistive-mml')) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.right > width + 1) {
+      const parent = el.parentElement.getBoundingClientRect();
+      if (parent.right <= width + 1) {
+        const text = (el.innerText || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+        cut.push(`printed: ${Math.round(r.right - width)} px cut at the right edge: ` +
+                 `<${el.tagName.toLowerCase()}> "${text}"`);
+      }
+    }
+  }
+  return cut;
+})()
+"""
+
+
+def _printed(page) -> list[str]:
+    """What printing a page would cut off at the right edge of the paper."""
+    page.send("Emulation.setEmulatedMedia", {"media": "print"})
+    page.send(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": PRINT_WIDTH, "height": 1000, "deviceScaleFactor": 1, "mobile": False},
+    )
+    try:
+        return list(page.eval(PRINT_CHECK) or [])
+    finally:
+        page.send("Emulation.clearDeviceMetricsOverride")
+        page.send("Emulation.setEmulatedMedia", {"media": ""})
+
+
 @pytest.fixture(scope="module")
 def book_html() -> Path:
     result = subprocess.run(
@@ -183,6 +222,8 @@ def test_every_page_as_a_reader_sees_it(book_html: Path, book_site: str):
                 if rel.split("/")[0] in SHOT_FOLDERS:
                     shot = SCREENSHOTS / (rel.removesuffix(".html").replace("/", "__") + ".png")
                     shots.append(page.screenshot(shot, full_page=True))
+                if rel.startswith("chapters/"):
+                    found += _printed(page)
             finally:
                 page.close()
             if rel.count("/") == 2 and rel.startswith("assignments/"):
