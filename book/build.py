@@ -19,6 +19,7 @@ anything from another host.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -79,8 +80,35 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     return True
 
 
-def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> None:
-    """Mirror the book sources and the notebooks it shows into ``staging``."""
+GENERATED_NOTICE = "Generated automatically from "
+
+
+def for_the_book(notebook: bytes) -> bytes:
+    """A notebook as the book shows it: its "generated, do not edit" notice hidden.
+
+    The notice is for whoever opens the file, not for the reader of the page: its cell gets
+    the ``remove-cell`` tag (myst-nb leaves it out of the HTML; the ``.ipynb`` offered for
+    download keeps it). Nothing else changes.
+    """
+    data = json.loads(notebook)
+    changed = False
+    for cell in data["cells"]:
+        if cell["cell_type"] == "markdown" and "".join(cell["source"]).startswith(GENERATED_NOTICE):
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if "remove-cell" not in tags:
+                tags.append("remove-cell")
+                changed = True
+    if not changed:
+        return notebook
+    return (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> bool:
+    """Mirror the book sources and the notebooks it shows into ``staging``.
+
+    Returns True when the table of contents or the configuration changed (sphinx-external-toc
+    cannot update a saved environment after a change of the toc's structure).
+    """
     wanted: dict[Path, bytes] = {}
     for src in sorted(BOOK.rglob("*")):
         rel = src.relative_to(BOOK)
@@ -96,7 +124,7 @@ def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> No
         if not student.is_file():
             missing.append(f"{student} (run `make release`)")
         else:
-            wanted[Path("assignments") / a / f"{a}.ipynb"] = student.read_bytes()
+            wanted[Path("assignments") / a / f"{a}.ipynb"] = for_the_book(student.read_bytes())
     if instructor:
         items, sections = [], []
         for a in assignments():
@@ -121,10 +149,14 @@ def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> No
     if "\nexecute:\n" not in config:
         raise SystemExit("book: book/_config.yml has no top-level `execute:` section")
     config = config.replace("\nexecute:\n", f"\nexecute:\n  cache: {CACHE}\n", 1)
+    # the API reference is generated from the package's source (sphinx-autoapi)
+    config = config.replace("@DNNKERNELS_SRC@", str(ROOT / "src" / "dnnkernels"))
     wanted[Path("_config.yml")] = config.encode()
 
+    structure_changed = False
     for rel, data in wanted.items():
-        write_if_changed(staging / rel, data)
+        written = write_if_changed(staging / rel, data)
+        structure_changed |= written and rel in {Path("_toc.yml"), Path("_config.yml")}
     # remove what the sources no longer have (never the Sphinx output under _build)
     for path in sorted(staging.rglob("*"), reverse=True):
         rel = path.relative_to(staging)
@@ -134,6 +166,7 @@ def stage(staging: Path, instructor: bool, release: Path, solutions: Path) -> No
             path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
+    return structure_changed
 
 
 # a URL on another host inside an attribute that makes the browser fetch something
@@ -174,7 +207,9 @@ def build(
     staging = out / "src"
     if clean and out.exists():
         shutil.rmtree(out)
-    stage(staging, instructor, release, solutions)
+    if stage(staging, instructor, release, solutions):
+        # a new toc or configuration: Sphinx reads every page again (executions stay cached)
+        shutil.rmtree(out / "_build" / ".doctrees", ignore_errors=True)
     cmd = [
         str(Path(sys.executable).parent / "jupyter-book"),
         "build",
