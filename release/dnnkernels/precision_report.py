@@ -88,18 +88,19 @@ def write_markdown(rows: Sequence[Mapping], path: str | Path, **kwargs) -> Path:
 def plot_error_vs_precision(
     rows: Sequence[Mapping], path: str | Path, op: str | None = None, metric: str = "rel_fro"
 ) -> Path:
-    """Plot error against precision, one line per method, log-scale y, into a PNG.
+    """Plot error against precision, one line per method, log-scale y, into an image file.
 
-    Two panels share the y axis: float formats (bfloat16, float16, float32, float64) and
-    integer formats (int8, int16, int32), each ordered by bits (the inputs differ between
-    the panels, see :func:`draw_inputs`). An error of exactly 0 cannot sit on a log axis: it
-    is drawn at a floor line labelled "exact (0)" below the smallest non-zero error. Lines
-    are shifted sideways by a few hundredths of a tick so that methods with equal errors
-    stay visible.
+    Two panels, one above the other (sized for a book column), share the y axis: float
+    formats (bfloat16, float16, float32, float64) and integer formats (int8, int16, int32),
+    each ordered by bits (the inputs differ between the panels, see :func:`draw_inputs`).
+    An error of exactly 0 cannot sit on a log axis: it is drawn at a floor line labelled
+    "exact (0)" below the smallest non-zero error. Lines are shifted sideways by a few
+    hundredths of a tick so that methods with equal errors stay visible.
 
     Args:
         rows: rows of :func:`precision_table`.
-        path: PNG file to write (parent folders are created).
+        path: file to write, its format from the suffix (``.png``, ``.svg``; parent
+            folders are created).
         op: the op to plot; may be omitted when the rows hold one op only.
         metric: ``"rel_fro"`` or ``"mae"``.
 
@@ -120,8 +121,7 @@ def plot_error_vs_precision(
     positive = [r[metric] for r in sub if 0 < r[metric] < math.inf]
     floor = 10 ** math.floor(math.log10(min(positive)) - 1) if positive else 1e-17
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True,
-                             gridspec_kw={"width_ratios": [4, 3]})  # fmt: skip
+    fig, axes = plt.subplots(2, 1, figsize=(6.9, 7.6), sharey=True)
     methods = list(dict.fromkeys(r["method"] for r in sub))
     markers = "osD^vP*X"
     for ax, group, title in ((axes[0], FLOAT_PRECISIONS, "float formats"),
@@ -139,12 +139,11 @@ def plot_error_vs_precision(
         ax.set_yscale("log")
         ax.set_title(title)
         ax.grid(True, which="major", alpha=0.3)
-    axes[0].set_ylabel(f"{metric} vs float64 direct")
-    axes[1].annotate("exact (0)", (0, floor), xytext=(2, 3), textcoords="offset points",
-                     fontsize=8, color="grey")  # fmt: skip
-    axes[0].annotate("exact (0)", (0, floor), xytext=(2, 3), textcoords="offset points",
-                     fontsize=8, color="grey")  # fmt: skip
-    axes[1].legend(loc="best", fontsize=8)
+    for ax in axes:
+        ax.set_ylabel(f"{metric} vs float64 direct")
+        ax.annotate("exact (0)", (0, floor), xytext=(2, 3), textcoords="offset points",
+                    fontsize=8, color="grey")  # fmt: skip
+    axes[0].legend(loc="best", fontsize=8, ncol=2)
     fig.suptitle(f"{op}: error against numerical precision")
     return save_figure(fig, path)
 

@@ -139,8 +139,10 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """``tight_layout``, save as ``path`` (parent folders created), close; returns the path."""
+def save_figure(fig, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """``tight_layout``, save as ``path`` (parent folders created), close; returns the path.
+
+    Raster formats get ``dpi`` (150: sharp in a book column); SVG is resolution-free."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -84,8 +84,8 @@ _ = torch.manual_seed(0)  # the visible checks draw reproducible inputs
 # is $x$ with $p$ zeros added on every side):
 #
 # $$y_{n,o,i,j} = b_o + \sum_{c=0}^{C-1} \sum_{u=0}^{k_h-1} \sum_{v=0}^{k_w-1}
-#   \tilde x_{n,c,\,s i+u,\,s j+v}\; k_{o,c,u,v},
-#   \qquad H' = \left\lfloor \frac{H + 2p - k_h}{s} \right\rfloor + 1,\quad
+#   \tilde x_{n,c,\,s i+u,\,s j+v}\; k_{o,c,u,v},$$
+# $$H' = \left\lfloor \frac{H + 2p - k_h}{s} \right\rfloor + 1,\quad
 #   W' = \left\lfloor \frac{W + 2p - k_w}{s} \right\rfloor + 1 .$$
 #
 # The naive method evaluates this sum with loops: $C k_h k_w$ multiplications per output.
@@ -119,8 +119,8 @@ _ = torch.manual_seed(0)  # the visible checks draw reproducible inputs
 # input with one kernel. Lay the windows of image $n$ out as the columns of a *patch matrix*
 # and the kernels as the rows of a kernel matrix:
 #
-# $$P_n[(c,u,v),\,(i,j)] = \tilde x_{n,c,\,si+u,\,sj+v}, \qquad
-#   K[o,\,(c,u,v)] = k_{o,c,u,v}, \qquad
+# $$P_n[(c,u,v),\,(i,j)] = \tilde x_{n,c,\,si+u,\,sj+v},$$
+# $$K[o,\,(c,u,v)] = k_{o,c,u,v}, \qquad
 #   Y_n = K P_n \in \mathbb{R}^{O \times H'W'} .$$
 #
 # The whole convolution becomes one general matrix product (GEMM), the operation hardware
@@ -179,10 +179,10 @@ print("conv2d_im2col: visible checks passed")
 # than the $3m$ of the direct sum. For F(2, 3), an input tile $d = (d_0, d_1, d_2, d_3)$ and a
 # filter $g = (g_0, g_1, g_2)$:
 #
-# $$m_1 = (d_0 - d_2)\,g_0,\quad m_2 = (d_1 + d_2)\,\tfrac{g_0 + g_1 + g_2}{2},\quad
-#   m_3 = (d_2 - d_1)\,\tfrac{g_0 - g_1 + g_2}{2},\quad m_4 = (d_1 - d_3)\,g_2,$$
-# $$y_0 = m_1 + m_2 + m_3 = d_0 g_0 + d_1 g_1 + d_2 g_2, \qquad
-#   y_1 = m_2 - m_3 - m_4 = d_1 g_0 + d_2 g_1 + d_3 g_2 .$$
+# $$m_1 = (d_0 - d_2)\,g_0,\quad m_2 = (d_1 + d_2)\,\tfrac{g_0 + g_1 + g_2}{2},$$
+# $$m_3 = (d_2 - d_1)\,\tfrac{g_0 - g_1 + g_2}{2},\quad m_4 = (d_1 - d_3)\,g_2,$$
+# $$y_0 = m_1 + m_2 + m_3 = d_0 g_0 + d_1 g_1 + d_2 g_2,$$
+# $$y_1 = m_2 - m_3 - m_4 = d_1 g_0 + d_2 g_1 + d_3 g_2 .$$
 #
 # Four multiplications instead of six; the filter terms such as $(g_0 + g_1 + g_2)/2$ are
 # computed once per filter and reused for every tile. In matrix form,
@@ -396,8 +396,8 @@ print("matmul_svd: visible checks passed")
 # A nonzero number is a sign and a base-2 logarithm, $a = \operatorname{sign}(a)\,
 # 2^{\log_2 |a|}$. A product becomes an addition of logarithms,
 #
-# $$a\,b = \operatorname{sign}(a)\operatorname{sign}(b)\; 2^{\log_2|a| + \log_2|b|},
-#   \qquad C_{ij} = \sum_k \operatorname{sign}(A_{ik}) \operatorname{sign}(B_{kj})\,
+# $$a\,b = \operatorname{sign}(a)\operatorname{sign}(b)\; 2^{\log_2|a| + \log_2|b|},$$
+# $$C_{ij} = \sum_k \operatorname{sign}(A_{ik}) \operatorname{sign}(B_{kj})\,
 #   2^{\log_2|A_{ik}| + \log_2|B_{kj}|},$$
 #
 # which is why log-number-system hardware replaces multipliers with adders. The sum over $k$
