@@ -30,7 +30,7 @@ from pathlib import Path
 import nbformat
 
 from autograder import notebooks
-from autograder.grade import format_table, grade, grade_table
+from autograder.grade import format_table, grade
 from autograder.paths import REPO, release_dir, solutions_dir
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     start = time.monotonic()
     build_class(grading, assignments)
     report = grade(grading, assignments, list(STUDENTS), workers=args.workers)
-    rows = grade_table(grading, assignments)
+    rows = report.rows  # the grade table of this run (built once)
     print(format_table(rows, assignments))
     elapsed = time.monotonic() - start
     problems = expected_problems(rows, assignments)
