@@ -72,6 +72,10 @@ c.Exchange.root = os.environ.get("DNNK_EXCHANGE") or "/srv/nbgrader/exchange"
 # put the download in $DNNK_GRADING_DIR/downloaded/<assignment>/archive/, then
 #   nbgrader zip_collect <assignment> --force
 c.ZipCollectApp.downloaded_directory = str(GRADING / "downloaded")
+# (nbgrader joins the course root and this structure before filling it in: absolute here)
+c.ZipCollectApp.collect_directory_structure = str(
+    GRADING / "downloaded" / "{assignment_id}" / "{collect_step}"
+)
 c.ZipCollectApp.extractor_plugin = "autograder.course.TimeKeepingExtractor"
 c.ZipCollectApp.collector_plugin = "autograder.course.CanvasCollector"
 c.ZipCollectApp.strict = True  # a file that is no notebook of the assignment is skipped
