@@ -212,7 +212,12 @@ def store(grading: Path, record: dict) -> Result:
     data["task_points"] = result.task_points()
     (results / f"{a}.json").write_text(json.dumps(data, indent=1))
     if result.status == "missing":
-        return result  # nothing submitted: nothing recorded (the grade table says missing)
+        # nothing submitted: the student is known, no submission is recorded (every table
+        # says missing, never 0)
+        with warnings.catch_warnings(), gradebook.open_gradebook(grading / "gradebook.db") as gb:
+            warnings.simplefilter("ignore")
+            gb.update_or_create_student(s)
+        return result
     release_nb = notebooks.read((release_dir() / a / f"{a}.ipynb").read_bytes())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SQLAlchemy chatter inside nbgrader's API

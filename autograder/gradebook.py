@@ -291,7 +291,8 @@ def record_submission(
 
     from autograder.course import load
 
-    with open_gradebook(path) as gb:
+    with open_gradebook(path) as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy chatter inside nbgrader's API
         gb.update_or_create_student(student)
         if timestamp is not None:
             gb.update_or_create_submission(assignment, student, timestamp=timestamp)

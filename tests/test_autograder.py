@@ -158,9 +158,10 @@ def graded():
     shutil.rmtree(grading, ignore_errors=True)
 
 
-def points(graded, student: str) -> dict[str, float]:
+def points(graded, student: str) -> dict[str, float | str]:
+    """Task id -> points, or ``"missing"`` for a submission without a notebook."""
     row = graded.rows[student]
-    return {t: float(row[t]) for t in TASK_IDS}
+    return {t: row[t] if row[t] == "missing" else float(row[t]) for t in TASK_IDS}
 
 
 def autograded(graded, student: str):
@@ -222,6 +223,9 @@ def test_attack_earns_exactly_what_it_deserves(graded, name):
     """Each bad submission gets what its honest parts deserve, no more, no less."""
     module = graded.corpus[name]
     got = points(graded, module.STUDENT)
+    if module.STUDENT == "attack_missing_notebook":  # nothing to grade: missing, never 0
+        assert set(got.values()) == {"missing"}, got
+        return
     for task, deserved in module.DESERVED.items():
         assert got[task] <= deserved, f"{name}: {task} earned {got[task]} > {deserved}"
     assert got == {t: float(p) for t, p in module.DESERVED.items()}, name
