@@ -54,7 +54,9 @@ c.Course.extra_credit_cells = {
 }
 
 # ---- folders ----------------------------------------------------------------------------
-c.CourseDirectory.root = str(REPO / "build" / "course")
+COURSE_ROOT = REPO / "build" / "course"
+COURSE_ROOT.mkdir(parents=True, exist_ok=True)  # nbgrader's commands run in it
+c.CourseDirectory.root = str(COURSE_ROOT)
 c.CourseDirectory.source_directory = "source"
 # what students get: the kit's post-processed release, not nbgrader's raw stubs
 c.CourseDirectory.release_directory = str(REPO / "release")
@@ -83,10 +85,13 @@ c.ZipCollectApp.strict = True  # a file that is no notebook of the assignment is
 # ---- grading ------------------------------------------------------------------------------
 # nbgrader's own autograde (and formgrader's Autograde button) would replace the hidden
 # checks' points by the visible checks' verdict: refused, with a message naming the grader
-c.Autograde.sanitize_preprocessors = ["autograder.formgrader.RefuseAutograde"]
+# (before it touches autograded/ or the gradebook)
+c.Autograde.exporter_class = "autograder.formgrader.RefuseAutograde"
 
 # `make release` runs `nbgrader generate_assignment` with this file (into build/course/,
-# with the release's own gradebook); the cells of the student stubs:
+# with the release's own gradebook): build the release with `make release`, never with
+# `nbgrader generate_assignment --force` by hand (it would write nbgrader's raw stubs over
+# release/). The cells of the student stubs:
 c.GenerateAssignment.create_assignment = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -15,8 +15,8 @@ extension (``autograder.formgrader``), which
 
 nbgrader's own autograde (``nbgrader autograde``, formgrader's *Autograde* button) would
 replace the hidden checks' points with the visible checks' verdict: ``nbgrader_config.py``
-puts :class:`RefuseAutograde` first among its preprocessors, so it stops with a message that
-names the kit's grader instead.
+makes :class:`RefuseAutograde` its exporter, so it stops, before it touches any file, with a
+message that names the kit's grader instead.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbconvert.exporters import NotebookExporter
 
 REPO = Path(__file__).resolve().parent.parent
 MATHJAX_PATH = "dnnk/mathjax.js"
@@ -40,15 +40,21 @@ REFUSAL = (
 )
 
 
-class RefuseAutograde(NbGraderPreprocessor):
-    """First preprocessor of nbgrader's ``Autograde``: refuses, naming the kit's grader."""
+class RefuseAutograde(NotebookExporter):
+    """``c.Autograde.exporter_class``: refuses, naming the kit's grader.
 
-    def preprocess(self, nb, resources):
-        info = resources.get("nbgrader", {})
+    nbgrader's ``Autograde`` creates its exporter after reading the submissions and before
+    it touches any folder (its preprocessors would run too late: by then it has replaced
+    ``autograded/<student>/<assignment>/`` by the raw submission, and on failure removes it).
+    """
+
+    def __init__(self, *args, **kwargs):
+        coursedir = getattr(kwargs.get("parent"), "coursedir", None)
+        assignment = getattr(coursedir, "assignment_id", "") or "<assignment>"
+        student = getattr(coursedir, "student_id", "*")
         raise RuntimeError(
             REFUSAL.format(
-                assignment=info.get("assignment", "<assignment>"),
-                student=info.get("student", "<student>"),
+                assignment=assignment, student="<student>" if student in ("", "*") else student
             )
         )
 

@@ -48,7 +48,7 @@ def test_formgrader_offline_typesets_math(tmp_path):
         with Browser(profile=tmp_path / "profile", log=tmp_path / "chromium.log") as browser:
             page = browser.new_page()
             page.goto(f"{fg.base}/formgrader?token={fg.token}")  # logs in (cookie)
-            page.goto(f"{fg.base}/formgrader/submission/{sub_id}")
+            page.goto(f"{fg.base}/formgrader/submissions/{sub_id}")
             typeset = page.wait_for("document.querySelectorAll('mjx-container').length", timeout=60)
             assert typeset, "MathJax typeset nothing on the formgrade page"
             assert page.eval("document.querySelectorAll('mjx-merror').length") == 0

@@ -279,8 +279,14 @@ def test_a_term(tmp_path):
         assert not refused["success"]
         assert "python -m autograder.grade" in json.dumps(refused), refused
         assert _grade(term, "alice", "svd_rank_errors")["auto"] == 3.0
+        alice_autograded = grading / "autograded" / "alice" / ASSIGNMENT
+        assert (alice_autograded / f"{ASSIGNMENT}.ipynb").is_file()  # nothing removed
+        assert (
+            "Hidden checks of svd_rank_errors"
+            in (alice_autograded / f"{ASSIGNMENT}.ipynb").read_text()
+        )
         # the formgrade page loads MathJax from the server itself, not a CDN
-        status, page = fg.request("GET", f"/formgrader/submission/{sub_id}")
+        status, page = fg.request("GET", f"/formgrader/submissions/{sub_id}")
         assert status == 200 and "/dnnk/mathjax.js" in page and "cdnjs" not in page
         status, script = fg.request("GET", "/dnnk/mathjax.js")
         assert status == 200 and len(script) > 500_000
