@@ -111,10 +111,13 @@ def _points(x: float) -> str:
     return f"{x:g}"
 
 
-def grade_table(grading: Path, assignments=None) -> list[dict]:
-    """The grade table's rows (see the module docstring); missing cells say ``missing``."""
+def grade_table(grading: Path, assignments=None, students: Roster | None = None) -> list[dict]:
+    """The grade table's rows (see the module docstring); missing cells say ``missing``.
+
+    ``students``: the class (default: the course's roster), besides the gradebook's students.
+    """
     assignments = list(assignments or course_assignments())
-    _, table, _ = collect(grading, assignments)
+    _, table, _ = collect(grading, assignments, students)
     rows = []
     for sid, cells in table.items():
         row: dict = {"student": sid}
