@@ -26,6 +26,8 @@ import copy
 import csv
 import json
 import os
+import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -419,3 +421,41 @@ def test_a_cell_added_under_graded_submissions_keeps_the_grades(tmp_path):
         assert kept.auto_score == 1.0
         new = gb.find_grade("precision_new_question", "precision", "precision", "s1")
         assert new.score == 0.0
+
+
+# ============================================================================ the guide
+
+
+def guide_commands() -> list[list[str]]:
+    """The commands of the guide's "A term" section (code blocks), as argument lists."""
+    text = (REPO / "book" / "guide" / "instructors.md").read_text()
+    section = text.split("## A term", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", section, re.S):
+        for line in block.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line:
+                commands.append(shlex.split(line))
+    return commands
+
+
+def test_the_guide_runs_the_commands_of_the_term_test():
+    """Every command of the guide's term is one this test runs (same module, arguments)."""
+    source = re.sub(r"\(\s+", "(", re.sub(r"\s+", " ", Path(__file__).read_text()))
+    commands = guide_commands()
+    assert len(commands) >= 10, commands
+    for argv in commands:
+        if argv[:2] == [".venv/bin/python", "-m"]:
+            argv = argv[2:]
+        assert argv[0] in ("nbgrader", "autograder.grade", "autograder.export",
+                           "autograder.formgrader"), argv  # fmt: skip
+        if argv[0] == "autograder.formgrader":
+            assert '"autograder.formgrader", f"--port={self.port}"' in source
+            continue
+        args = []
+        for token in argv:
+            if token.startswith(("--course", "--port")):
+                break  # the student's flags: student_flags in the test
+            args.append("ASSIGNMENT" if token == ASSIGNMENT else f'"{token}"')
+        call = "run(term, " + ", ".join(args)
+        assert call in source, f"the guide runs {' '.join(argv)}; the term test does not ({call})"
