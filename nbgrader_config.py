@@ -88,6 +88,10 @@ c.ZipCollectApp.strict = True  # a file that is no notebook of the assignment is
 # (before it touches autograded/ or the gradebook)
 c.Autograde.exporter_class = "autograder.formgrader.RefuseAutograde"
 
+# nbgrader's own generate_feedback (formgrader's Generate Feedback button) makes the pages
+# the grader makes: local MathJax, hand-graded cells not graded yet saying so
+c.GenerateFeedback.exporter_class = "autograder.feedback.OfflineFeedbackExporter"
+
 # `make release` runs `nbgrader generate_assignment` with this file (into build/course/,
 # with the release's own gradebook): build the release with `make release`, never with
 # `nbgrader generate_assignment --force` by hand (it would write nbgrader's raw stubs over

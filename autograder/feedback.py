@@ -20,6 +20,7 @@ import re
 
 import bleach
 import nbformat
+from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown import markdown2html
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 
@@ -280,3 +281,38 @@ def mark_grades(page: str, ungraded: dict[str, float], bonus: dict[str, float]) 
             count=1,
         )
     return page
+
+
+# ---- nbgrader's own generate_feedback (formgrader's button, the CLI) ----------------------
+
+
+def grade_marks(db_url: str, assignment: str, student: str) -> tuple[dict, dict]:
+    """(ungraded, bonus) of one submission for :func:`mark_grades`, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    from autograder import gradebook
+    from autograder.paths import release_dir
+
+    release = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    bonus = gradebook.bonus_points(release, assignment)
+    with Gradebook(db_url) as gb:
+        cells = gradebook.scores(gb, assignment, student)
+    ungraded = {g: bonus.get(g, c["max"] or 0.0) for g, c in cells.items() if c["needs_manual"]}
+    return ungraded, {g: c["extra"] for g, c in cells.items() if g in bonus}
+
+
+class OfflineFeedbackExporter(HTMLExporter):
+    """``c.GenerateFeedback.exporter_class``: nbgrader's page, local MathJax, true grades.
+
+    So that a page made by nbgrader itself (``nbgrader generate_feedback``, formgrader's
+    *Generate Feedback*) is the one the grader makes: MathJax inlined, hand-graded cells
+    not graded yet saying so, bonus cells showing their extra credit.
+    """
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        info = (resources or {}).get("nbgrader", {})
+        if {"db_url", "assignment", "student"} <= set(info):
+            ungraded, bonus = grade_marks(info["db_url"], info["assignment"], info["student"])
+            output = mark_grades(output, ungraded, bonus)
+        return localize_mathjax(output, local_mathjax_script()), resources

@@ -229,6 +229,8 @@ def _save_auto_grades_class():
     from nbgrader import utils
     from nbgrader.preprocessors import SaveAutoGrades
 
+    from dnnkernels.tasks import TASKS
+
     class SaveHiddenGrades(SaveAutoGrades):
         """nbgrader's ``SaveAutoGrades`` with the hidden checks' points for task cells.
 
@@ -244,8 +246,9 @@ def _save_auto_grades_class():
                 gid, self.notebook_id, self.assignment_id, self.student_id
             )
             task_points = extra["task_points"]
-            if gid in task_points:
-                earned = float(task_points[gid])
+            if gid in TASKS:  # a task's graded cell: only its hidden checks count, never the
+                # notebook's own verdict on the visible checks
+                earned = float(task_points.get(gid, 0.0))
                 if gid in extra["bonus"]:  # an extra-credit task: nbgrader's extra credit
                     grade.auto_score = 0.0
                     grade.extra_credit = min(earned, extra["bonus"][gid])

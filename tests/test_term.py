@@ -383,6 +383,11 @@ def test_extra_credit_and_kept_manual_grades(tmp_path):
         manual.manual_score = 2.5
         manual.needs_manual_grade = False
         gb.db.commit()
+    # a task without hidden-check results earns nothing, whatever the visible checks say
+    # (the release's check cells have no error output: nbgrader alone would give full points)
+    gradebook.record_submission(db, "s2", "precision", release, {}, None, release)
+    with gradebook.open_gradebook(db) as gb:
+        assert gb.find_submission_notebook("precision", "precision", "s2").score == 0.0
     # regrade, same answer: kept, not flagged; changed answer: kept, flagged for review
     gradebook.record_submission(db, "s1", "precision", answer, points, None, release, answer)
     with gradebook.open_gradebook(db) as gb:
