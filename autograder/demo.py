@@ -30,7 +30,8 @@ from pathlib import Path
 import nbformat
 
 from autograder import notebooks
-from autograder.grade import format_table, grade, grade_table
+from autograder.course import Roster
+from autograder.grade import format_table, grade
 from autograder.paths import REPO, release_dir, solutions_dir
 from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
 
@@ -146,8 +147,11 @@ def main(argv=None) -> int:
     grading = args.grading_dir.resolve()
     start = time.monotonic()
     build_class(grading, assignments)
-    report = grade(grading, assignments, list(STUDENTS), workers=args.workers)
-    rows = grade_table(grading, assignments)
+    # the demo class only: not the course's roster
+    report = grade(
+        grading, assignments, list(STUDENTS), workers=args.workers, students_of_course=Roster()
+    )
+    rows = report.rows  # the grade table of this run (built once)
     print(format_table(rows, assignments))
     elapsed = time.monotonic() - start
     problems = expected_problems(rows, assignments)

@@ -20,6 +20,7 @@ import re
 
 import bleach
 import nbformat
+from nbconvert.exporters import HTMLExporter
 from nbconvert.filters.markdown import markdown2html
 from nbconvert.preprocessors.sanitize import SanitizeHTML
 
@@ -236,3 +237,82 @@ def localize_mathjax(page: str, script: str) -> str:
         raise ValueError("feedback: the MathJax script cannot be inlined (holds </script>)")
     block = _MATHJAX_CONFIG + "<script>" + script + "</script>"
     return page[: match.start()] + block + page[match.end() :]
+
+
+# ---- grades as the student reads them ----------------------------------------------------
+
+_TOC_SCORE = r'(<a href="#{gid}">[^<]*</a> )\(Score: [0-9.]+ / [0-9.]+\)'
+_CELL_SCORE = r'(<a name="{gid}"></a>.{{0,600}}?)Score: [0-9.]+ / [0-9.]+( <a href="#top">)'
+
+
+def mark_grades(page: str, ungraded: dict[str, float], bonus: dict[str, float]) -> str:
+    """nbgrader's feedback page with the truth about hand-graded and bonus cells.
+
+    Args:
+        ungraded: grade id -> points of a cell not graded yet (nbgrader shows "0.0 / 3.0").
+        bonus: grade id -> extra credit earned in a bonus cell (nbgrader shows "1.0 / 0.0").
+    """
+    for gid, points in ungraded.items():
+        text = f"not graded yet ({points:g} point{'' if points == 1 else 's'})"
+        page = re.sub(_TOC_SCORE.format(gid=re.escape(gid)), rf"\1({text})", page)
+        page = re.sub(
+            _CELL_SCORE.format(gid=re.escape(gid)), rf"\1{text.capitalize()}\2", page, flags=re.S
+        )
+    for gid, earned in bonus.items():
+        if gid in ungraded:
+            continue
+        text = f"extra credit: {earned:g}"
+        page = re.sub(_TOC_SCORE.format(gid=re.escape(gid)), rf"\1({text})", page)
+        page = re.sub(
+            _CELL_SCORE.format(gid=re.escape(gid)), rf"\1{text.capitalize()}\2", page, flags=re.S
+        )
+    pending = sum(ungraded.values())
+    extra = sum(bonus.values())
+    notes = []
+    if extra:
+        notes.append(f"{extra:g} of them extra credit")
+    if pending:
+        notes.append(f"{pending:g} more points not graded yet")
+    if notes:
+        page = re.sub(
+            r"(<h4>[^<]*\(Score: [0-9.]+ / [0-9.]+)\)</h4>",
+            lambda m: m.group(1) + "; " + ", ".join(notes) + ")</h4>",
+            page,
+            count=1,
+        )
+    return page
+
+
+# ---- nbgrader's own generate_feedback (formgrader's button, the CLI) ----------------------
+
+
+def grade_marks(db_url: str, assignment: str, student: str) -> tuple[dict, dict]:
+    """(ungraded, bonus) of one submission for :func:`mark_grades`, from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    from autograder import gradebook
+    from autograder.paths import release_dir
+
+    release = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    bonus = gradebook.bonus_points(release, assignment)
+    with Gradebook(db_url) as gb:
+        cells = gradebook.scores(gb, assignment, student)
+    ungraded = {g: bonus.get(g, c["max"] or 0.0) for g, c in cells.items() if c["needs_manual"]}
+    return ungraded, {g: c["extra"] for g, c in cells.items() if g in bonus}
+
+
+class OfflineFeedbackExporter(HTMLExporter):
+    """``c.GenerateFeedback.exporter_class``: nbgrader's page, local MathJax, true grades.
+
+    So that a page made by nbgrader itself (``nbgrader generate_feedback``, formgrader's
+    *Generate Feedback*) is the one the grader makes: MathJax inlined, hand-graded cells
+    not graded yet saying so, bonus cells showing their extra credit.
+    """
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        output, resources = super().from_notebook_node(nb, resources, **kw)
+        info = (resources or {}).get("nbgrader", {})
+        if {"db_url", "assignment", "student"} <= set(info):
+            ungraded, bonus = grade_marks(info["db_url"], info["assignment"], info["student"])
+            output = mark_grades(output, ungraded, bonus)
+        return localize_mathjax(output, local_mathjax_script()), resources

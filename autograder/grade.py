@@ -31,11 +31,11 @@ during the run, or when the sandbox cannot be built (it says why).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import re
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
@@ -47,10 +47,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder import engine, feedback, gradebook, integrity, notebooks, sandbox, submission
+from autograder.course import Roster, roster, sync_roster
+from autograder.course import load as load_course
+from autograder.export import course_assignments, format_table, grade_table, write_table
 from autograder.job import Job, Result, grade_job, trusted_roots
 from autograder.limits import Limits
 from autograder.paths import grading_dir, release_dir
-from dnnkernels.tasks import ASSIGNMENTS, TASKS, tasks_of
+from dnnkernels.tasks import ASSIGNMENTS
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,63}$")
 
@@ -61,6 +64,9 @@ class RunReport:
 
     results: dict = field(default_factory=dict)  #: (student, assignment) -> Result
     failures: list = field(default_factory=list)  #: engine.Failure
+    #: roster students without a submission folder for a graded assignment
+    absent: list = field(default_factory=list)
+    rows: list = field(default_factory=list)  #: the grade table after the run
     problems: list = field(default_factory=list)  #: integrity problems (the run is void)
     seconds: float = 0.0
     #: client-side stage -> {"wall": s, "cpu": s} (CPU of this process and its reaped
@@ -75,17 +81,20 @@ class RunReport:
         return sorted(f"{s}/{a}" for (s, a), r in self.results.items() if r.status == status)
 
     def summary(self) -> str:
+        """What every run ends with: counts, then missing, unreadable, timed-out, failed."""
         graded = len(self.with_status("graded"))
         lines = [
             f"{graded} graded, {len(self.results) - graded} not gradable, "
             f"{len(self.failures)} failed"
         ]
-        for status, label in (("missing", "missing"), ("unreadable", "unreadable")):
-            if self.with_status(status):
-                lines.append(f"{label}: {', '.join(self.with_status(status))}")
+        missing = sorted(set(self.with_status("missing")) | set(self.absent))
+        lines.append(f"missing (nothing recorded): {', '.join(missing) or 'none'}")
+        if self.with_status("unreadable"):
+            lines.append(f"unreadable: {', '.join(self.with_status('unreadable'))}")
         spent = sorted(f"{s}/{a}" for (s, a), r in self.results.items() if r.budget_spent)
-        if spent:
-            lines.append(f"timed out (time budget spent): {', '.join(spent)}")
+        lines.append(f"timed out (time budget spent): {', '.join(spent) or 'none'}")
+        if not self.failures:
+            lines.append("failed: none")
         for failure in self.failures:
             lines.append(
                 f"FAILED (not graded, nothing recorded): {failure.student}/{failure.assignment}: "
@@ -176,6 +185,14 @@ def store(grading: Path, record: dict) -> Result:
     if not STUDENT_ID.match(s) or a not in ASSIGNMENTS:
         raise ValueError(f"result for an unexpected submission {s!r}/{a!r}")
     folder = grading / "autograded" / s / a
+    previous = secret = None
+    if (folder / f"{a}.ipynb").is_file():
+        try:
+            previous = notebooks.read((folder / f"{a}.ipynb").read_bytes())
+        except Exception:  # noqa: BLE001 - an unreadable earlier result: nothing to compare
+            previous = None
+    if (folder / "submission_secret.txt").is_file():
+        secret = (folder / "submission_secret.txt").read_text().strip() or None
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -183,18 +200,36 @@ def store(grading: Path, record: dict) -> Result:
     (folder / f"{a}.ipynb").write_text(result.notebook)
     if result.timestamp:
         (folder / "timestamp.txt").write_text(result.timestamp + "\n")
-    if result.secret:
-        (folder / "submission_secret.txt").write_text(result.secret + "\n")
+    # nbgrader's release_feedback needs the secret of every submission: the one `nbgrader
+    # submit` made, else (zip_collect) the one given before, else a new one (the feedback is
+    # then released under a hash no student holds: return it through the LMS)
+    secret = result.secret or secret or secrets.token_hex(64)
+    (folder / "submission_secret.txt").write_text(secret)
     results = grading / "results" / s
     results.mkdir(parents=True, exist_ok=True)
     data = result.as_dict()
     del data["notebook"]
     data["task_points"] = result.task_points()
     (results / f"{a}.json").write_text(json.dumps(data, indent=1))
-    with warnings.catch_warnings(), gradebook.open_gradebook(grading / "gradebook.db") as gb:
+    if result.status == "missing":
+        # nothing submitted: the student is known, no submission is recorded (every table
+        # says missing, never 0)
+        with warnings.catch_warnings(), gradebook.open_gradebook(grading / "gradebook.db") as gb:
+            warnings.simplefilter("ignore")
+            gb.update_or_create_student(s)
+        return result
+    release_nb = notebooks.read((release_dir() / a / f"{a}.ipynb").read_bytes())
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SQLAlchemy chatter inside nbgrader's API
         gradebook.record_submission(
-            gb, s, a, nb, result.task_points(), _parse_timestamp(result.timestamp)
+            grading / "gradebook.db",
+            s,
+            a,
+            nb,
+            result.task_points(),
+            _parse_timestamp(result.timestamp),
+            release_nb,
+            previous,
         )
     return result
 
@@ -204,7 +239,7 @@ def _nbgrader_config(root: Path, db: Path) -> str:
         f"""\
         # generated by autograder.grade for one run; do not edit
         c = get_config()  # noqa: F821
-        c.CourseDirectory.course_id = "dnnkernels"
+        c.CourseDirectory.course_id = {load_course().course_id!r}
         c.CourseDirectory.root = {str(root)!r}
         c.CourseDirectory.db_url = {gradebook.db_url(db)!r}
         c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__"]
@@ -240,69 +275,25 @@ def generate_feedback(grading: Path, assignment: str) -> None:
             file=sys.stderr,
         )
     pages = sorted((grading / "feedback").glob(f"*/{assignment}/*.html"))
-    if pages:
-        script = feedback.local_mathjax_script()
-        for page in pages:
-            page.write_text(feedback.localize_mathjax(page.read_text("utf-8"), script), "utf-8")
-
-
-def grade_table(grading: Path, assignments) -> list[dict]:
-    """One row per student: points per task, manual points, totals (from the gradebook)."""
-    rows = []
+    if not pages:
+        return
+    script = feedback.local_mathjax_script()
+    release_nb = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    bonus = gradebook.bonus_points(release_nb, assignment)
     with warnings.catch_warnings(), gradebook.open_gradebook(grading / "gradebook.db") as gb:
         warnings.simplefilter("ignore")
-        for student in sorted(s.id for s in gb.students):
-            row = {"student": student}
-            manual = auto = pending = 0.0
-            graded_any = False
-            for assignment in assignments:
-                try:
-                    cells = gradebook.scores(gb, assignment, student)
-                except Exception:  # noqa: BLE001 - no submission of this assignment
-                    cells = {}
-                graded_any |= bool(cells)
-                for task in tasks_of(assignment):
-                    info = cells.get(task.id)
-                    row[task.id] = info["score"] if info else 0.0
-                    auto += row[task.id]
-                for gid, info in cells.items():
-                    if gid not in TASKS:
-                        manual += info["score"] or 0.0
-                        pending += 1 if info["needs_manual"] else 0
-            if not graded_any:
-                continue
-            row["manual"] = manual
-            row["manual_pending"] = int(pending)
-            row["total"] = auto + manual
-            rows.append(row)
-    return rows
-
-
-def write_table(rows: list[dict], assignments, path: Path) -> None:
-    columns = ["student"] + [t.id for a in assignments for t in tasks_of(a)]
-    columns += ["manual", "manual_pending", "total"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in columns})
-
-
-def format_table(rows: list[dict], assignments) -> str:
-    """The grade table as text: one column per task (max points in the header)."""
-    tasks = [t for a in assignments for t in tasks_of(a)]
-    header = ["student"] + [f"{t.id} /{t.points}" for t in tasks] + ["manual", "total"]
-    body = [
-        [r["student"]]
-        + [f"{r.get(t.id, 0):g}" for t in tasks]
-        + [f"{r['manual']:g} (+{r['manual_pending']} to grade)", f"{r['total']:g}"]
-        for r in rows
-    ]
-    widths = [max(len(x) for x in col) for col in zip(header, *body, strict=True)]
-    lines = [
-        "  ".join(x.ljust(w) for x, w in zip(line, widths, strict=True)) for line in [header] + body
-    ]
-    return "\n".join(lines)
+        for page in pages:
+            student = page.parent.parent.name
+            try:
+                cells = gradebook.scores(gb, assignment, student)
+            except Exception:  # noqa: BLE001 - a page of a submission the gradebook lost
+                cells = {}
+            ungraded = {
+                g: bonus.get(g, c["max"] or 0.0) for g, c in cells.items() if c["needs_manual"]
+            }
+            extra = {g: c["extra"] for g, c in cells.items() if g in bonus}
+            text = feedback.localize_mathjax(page.read_text("utf-8"), script)
+            page.write_text(feedback.mark_grades(text, ungraded, extra), "utf-8")
 
 
 # ============================================================================ a run
@@ -324,8 +315,13 @@ def grade(
     scheduler: str | None = None,
     feedback: bool = True,
     progress: bool = True,
+    students_of_course: Roster | None = None,
 ) -> RunReport:
-    """Grade every matching submission (see the module docstring)."""
+    """Grade every matching submission (see the module docstring).
+
+    ``students_of_course``: the class (default: the roster of the course configuration);
+    its students without a submission are listed as missing.
+    """
     start = time.monotonic()
     grading = Path(grading or grading_dir()).resolve()
     release = release_dir()
@@ -342,9 +338,24 @@ def grade(
         sandbox.warn_insecure()
     else:
         sandbox.probe(release / "dnnkernels", sandbox_lib_files())  # fail closed
+    course = load_course()
+    students_of_course = roster() if students_of_course is None else students_of_course
+    with warnings.catch_warnings(), gradebook.open_gradebook(grading / "gradebook.db") as gb:
+        warnings.simplefilter("ignore")
+        sync_roster(gb, students_of_course)
     for assignment in sorted({a for _, a in pairs}):
         release_nb = notebooks.read((release / assignment / f"{assignment}.ipynb").read_bytes())
-        gradebook.sync_assignment(grading / "gradebook.db", assignment, release_nb)
+        gradebook.sync_assignment(
+            grading / "gradebook.db", assignment, release_nb, course.duedate(assignment)
+        )
+    found = set(pairs)
+    report.absent = sorted(
+        f"{s}/{a}"
+        for s in students_of_course
+        if not students or s in students
+        for a in sorted({a for _, a in pairs})
+        if (s, a) not in found
+    )
     digest = integrity.manifest(trusted_roots())
     environment = integrity.environment_fingerprint()
     jobs = [build_job(grading, s, a, limits, digest) for s, a in pairs]
@@ -362,8 +373,10 @@ def grade(
             for assignment in sorted({a for (_, a) in report.results}):
                 generate_feedback(grading, assignment)
     with _Timed(report.timings, "grade tables and export"):
-        rows = grade_table(grading, assignments)
-        write_table(rows, assignments, grading / "grades.csv")
+        # the whole class and every assignment, whatever this run graded
+        everything = course_assignments()
+        report.rows = grade_table(grading, everything, students_of_course)
+        write_table(report.rows, everything, grading / "grades.csv")
         _nbgrader(grading, ["export", "--to", str(grading / "nbgrader_grades.csv")])
     if integrity.manifest(trusted_roots()) != digest:
         report.problems.append("the trusted files (autograder/, release/) changed during the run")
@@ -436,8 +449,8 @@ def main(argv=None) -> int:
         return 1
     if not report.results and not report.failures:
         return 0
-    graded = sorted({a for (_, a) in report.results})
-    print(format_table(grade_table(grading, assignments), graded))
+    graded = [a for a in ASSIGNMENTS if a in {a for (_, a) in report.results}]
+    print(format_table(report.rows, graded))
     count = len(report.results) + len(report.failures)
     print(
         f"\n{count} submission(s) in {report.seconds:.0f} s "

@@ -159,9 +159,10 @@ def graded():
     shutil.rmtree(grading, ignore_errors=True)
 
 
-def points(graded, student: str) -> dict[str, float]:
+def points(graded, student: str) -> dict[str, float | str]:
+    """Task id -> points, or ``"missing"`` for a submission without a notebook."""
     row = graded.rows[student]
-    return {t: float(row[t]) for t in TASK_IDS}
+    return {t: row[t] if row[t] == "missing" else float(row[t]) for t in TASK_IDS}
 
 
 def autograded(graded, student: str):
@@ -223,6 +224,9 @@ def test_attack_earns_exactly_what_it_deserves(graded, name):
     """Each bad submission gets what its honest parts deserve, no more, no less."""
     module = graded.corpus[name]
     got = points(graded, module.STUDENT)
+    if module.STUDENT == "attack_missing_notebook":  # nothing to grade: missing, never 0
+        assert set(got.values()) == {"missing"}, got
+        return
     for task, deserved in module.DESERVED.items():
         assert got[task] <= deserved, f"{name}: {task} earned {got[task]} > {deserved}"
     assert got == {t: float(p) for t, p in module.DESERVED.items()}, name
@@ -279,8 +283,9 @@ def test_no_secret_reaches_what_students_see(graded):
     stolen = max(body.splitlines(), key=len).strip()
     assert len(stolen) > 30
     assert stolen not in (release_dir() / "dnnkernels" / "conv2d.py").read_text()
-    # in anything a student sees: no student's source holds these
-    for student in {s for s, _ in graded.results}:
+    # in anything a student sees: no student's source holds these (a submission without a
+    # notebook is missing: nothing recorded, no feedback page)
+    for student in {s for (s, _), r in graded.results.items() if r.status != "missing"}:
         text = shown(graded, student)
         for secret in (
             "seed=7301",

@@ -7,8 +7,9 @@ Steps (:func:`build`):
    injected from ``src/``; :mod:`dnnkernels.course.notebooks`);
 2. real nbgrader (``nbgrader generate_assignment <a> --force`` through its Python API, with
    the repository's ``nbgrader_config.py``) writes ``build/course/release/<a>/`` and
-   registers the assignment, its notebook and cells in the gradebook
-   (``$DNNK_GRADING_DIR/gradebook.db``, default ``build/grading/``);
+   registers the assignment, its notebook and cells in the release's own gradebook
+   (``build/course/gradebook.db``): never the grading gradebook, which the grader keeps in
+   step with ``release/`` (``autograder.gradebook.sync_assignment``, no grade dropped);
 3. in each answer cell nbgrader's ``raise NotImplementedError()`` becomes
    ``raise NotImplementedError("<the task's message>")`` (checksums and gradebook follow);
 4. the notebooks are normalised (no volatile metadata, sorted keys, nbformat 4.5, stable
@@ -86,6 +87,9 @@ def nbgrader_config(repo: Path, course_root: Path, grading: Path):
 
     config = PyFileConfigLoader("nbgrader_config.py", path=str(repo)).load_config()
     config.CourseDirectory.root = str(Path(course_root).resolve())
+    # nbgrader's raw student versions go to the course root, never into the repository's
+    # release/ (which nbgrader_config.py points release_assignment at)
+    config.CourseDirectory.release_directory = "release"
     config.CourseDirectory.db_url = f"sqlite:///{Path(grading).resolve() / 'gradebook.db'}"
     return config
 
@@ -263,8 +267,8 @@ def sync(target: Path, files: dict[str, bytes]) -> tuple[list[str], list[str]]:
 
 
 def release(layout: Layout, progress: Callable[[str], None] = print) -> Build:
-    """``make release``: build into ``build/course`` and the gradebook, write ``release/``."""
-    result = build(layout, layout.course, layout.grading, progress)
+    """``make release``: build into ``build/course`` (and its gradebook), write ``release/``."""
+    result = build(layout, layout.course, layout.course, progress)
     problems = scan_files(layout, result.files, result.exercises)
     if problems:
         raise RuntimeError(
