@@ -24,27 +24,16 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import sys
 import warnings
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 from nbformat import NotebookNode
 
+# nbgrader creates a new database with the ``alembic`` command: the venv must be on PATH
+from dnnkernels.course.release import venv_on_path
+
 log = logging.getLogger("autograder")
-
-
-@contextmanager
-def _venv_path():
-    """nbgrader creates a new database with the ``alembic`` command: keep the venv on PATH."""
-    before = os.environ.get("PATH", "")
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), before])
-    try:
-        yield
-    finally:
-        os.environ["PATH"] = before
 
 
 def _course_id() -> str:
@@ -62,7 +51,7 @@ def open_gradebook(path: Path):
     from nbgrader.api import Gradebook
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with _venv_path(), warnings.catch_warnings():
+    with venv_on_path(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return Gradebook(db_url(path), _course_id())
 
@@ -210,7 +199,7 @@ def sync_assignment(
     resources = {
         "nbgrader": {"notebook": assignment, "assignment": assignment, "db_url": db_url(path)}
     }
-    with _venv_path(), warnings.catch_warnings():
+    with venv_on_path(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _save_cells_class()().preprocess(nb, resources)
     return True
@@ -317,7 +306,7 @@ def record_submission(
         },
     }
     config = load().config
-    with _venv_path(), warnings.catch_warnings():
+    with venv_on_path(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _save_auto_grades_class()(config=config).preprocess(nb, resources)
         AssignLatePenalties(config=config).preprocess(nb, resources)
