@@ -5,7 +5,7 @@ Part of the bit_width assignment (the integer engine :mod:`dnnkernels.intengine`
 every accumulation of the quantized LeNet through :func:`accumulate`).
 
 Exercises (the course kit holds their reference solutions; the student build runs the
-student's own functions, see :mod:`dnnkernels._student`; they take already-validated
+student's own functions, see ``dnnkernels._student``; they take already-validated
 input, the public wrappers check it):
 
 - :func:`accumulate` -- sums of products in a b-bit accumulator, saturating or wrapping

@@ -2,7 +2,7 @@
 
 Part of the bit_width assignment. Exercise: :func:`layer_energy` (the course kit holds its
 reference solution; the student build runs the student's own function, see
-:mod:`dnnkernels._student`; wrapper :func:`energy`).
+``dnnkernels._student``; wrapper :func:`energy`).
 
 Energy
 ------
