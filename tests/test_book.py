@@ -13,12 +13,10 @@ A screenshot of a chapter page is kept at ``build/book/screenshot.png``.
 from __future__ import annotations
 
 import base64
-import fcntl
 import functools
 import html
 import http.server
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -31,13 +29,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from browser import Browser, Page, leaves_localhost
 
 from dnnkernels.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "build" / "book" / "_build" / "html"
 SCREENSHOT = ROOT / "build" / "book" / "screenshot.png"
-CHROMIUM = "/usr/bin/chromium"
 BOOK_TITLE = "dnnkernels"
 CHAPTER = "chapters/01_cost.html"
 CHAPTER_TITLE = "Cost of DNN layers"
@@ -81,226 +79,16 @@ def site(built_book: Path):
     server.server_close()
 
 
-def _ensure_chromium() -> str:
-    if Path(CHROMIUM).is_file():
-        return CHROMIUM
-    if os.geteuid() != 0:
-        pytest.fail(
-            f"{CHROMIUM} is missing and this user cannot install it: "
-            "run `sudo apt-get update && sudo apt-get install -y chromium`"
-        )
-    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
-        done = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
-        if done.returncode != 0:
-            pytest.fail(f"`{' '.join(cmd)}` failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    assert Path(CHROMIUM).is_file(), f"apt-get installed chromium but {CHROMIUM} is missing"
-    return CHROMIUM
-
-
-def _high_fd(fd: int) -> int:
-    """A copy of ``fd`` numbered 10 or higher (the original is closed)."""
-    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-    os.close(fd)
-    return high
-
-
-class Browser:
-    """Headless Chromium driven over the DevTools protocol on a pipe.
-
-    ``send`` issues a command and waits for its answer; ``events`` collects every event
-    (``(method, params, sessionId)``) in arrival order.
-    """
-
-    FLAGS = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--disable-features=Translate,OptimizationHints,MediaRouter",
-        "--hide-scrollbars",
-        "--window-size=1280,900",
-        "--remote-debugging-pipe",
-    ]
-
-    def __init__(self, executable: str, profile: Path, log: Path):
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-        # move the browser's ends above 9 so that the redirections below cannot clash
-        to_browser_r, from_browser_w = (_high_fd(fd) for fd in (to_browser_r, from_browser_w))
-        args = [executable, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"]
-        # the browser reads commands on fd 3 and writes answers on fd 4
-        r, w = to_browser_r, from_browser_w
-        script = f'exec "$0" "$@" 3<&{r} 4>&{w} {r}<&- {w}>&-'
-        self._log = open(log, "wb")  # noqa: SIM115  (closed in close())
-        self.proc = subprocess.Popen(
-            ["bash", "-c", script, *args],
-            pass_fds=(to_browser_r, from_browser_w),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        self.events: list[tuple[str, dict, str | None]] = []
-        self._answers: dict[int, dict] = {}
-        self._cond = threading.Condition()
-        self._next_id = 0
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        buffer = b""
-        while True:
-            chunk = os.read(self._from_browser, 1 << 16)
-            if not chunk:
-                break
-            buffer += chunk
-            *messages, buffer = buffer.split(b"\0")
-            with self._cond:
-                for raw in messages:
-                    message = json.loads(raw)
-                    if "id" in message:
-                        self._answers[message["id"]] = message
-                    else:
-                        self.events.append(
-                            (message["method"], message.get("params", {}), message.get("sessionId"))
-                        )
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def send(
-        self,
-        method: str,
-        params: dict | None = None,
-        session: str | None = None,
-        timeout: float = 60.0,
-    ) -> dict:
-        with self._cond:
-            self._next_id += 1
-            ident = self._next_id
-        message = {"id": ident, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while ident not in self._answers:
-                left = deadline - time.monotonic()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise TimeoutError(f"no answer to {method} within {timeout} s")
-                self._cond.wait(left)
-            answer = self._answers.pop(ident)
-        if "error" in answer:
-            raise RuntimeError(f"{method}: {answer['error']}")
-        return answer.get("result", {})
-
-    def wait_event(self, method: str, session: str, since: int, timeout: float = 60.0) -> dict:
-        """Wait for event ``method`` of ``session`` among the events after index ``since``."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for name, params, sid in self.events[since:]:
-                    if name == method and sid == session:
-                        return params
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError(f"no {method} within {timeout} s")
-                self._cond.wait(left)
-
-    def close(self) -> None:
-        try:
-            self.send("Browser.close", timeout=10)
-        except (TimeoutError, RuntimeError, OSError):
-            pass
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._to_browser)
-        self._reader.join(timeout=5)
-        os.close(self._from_browser)
-        self._log.close()
-
-
-class Page:
-    """One tab of the browser, with its own DevTools session."""
-
-    def __init__(self, browser: Browser):
-        self.browser = browser
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"
-        ]
-        for domain in ("Page", "Network", "Runtime"):
-            self.send(f"{domain}.enable")
-
-    def send(self, method: str, params: dict | None = None) -> dict:
-        return self.browser.send(method, params, self.session)
-
-    def goto(self, url: str) -> None:
-        since = len(self.browser.events)
-        answer = self.send("Page.navigate", {"url": url})
-        assert not answer.get("errorText"), f"{url}: {answer['errorText']}"
-        self.browser.wait_event("Page.loadEventFired", self.session, since)
-
-    def eval(self, expression: str):
-        answer = self.send(
-            "Runtime.evaluate",
-            {"expression": expression, "returnByValue": True, "awaitPromise": True},
-        )
-        if "exceptionDetails" in answer:
-            raise RuntimeError(f"{expression}: {answer['exceptionDetails']}")
-        return answer["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 30.0):
-        """Poll a JavaScript expression until it is truthy; return its last value."""
-        deadline = time.monotonic() + timeout
-        value = self.eval(expression)
-        while not value and time.monotonic() < deadline:
-            time.sleep(0.2)
-            value = self.eval(expression)
-        return value
-
-    def requests(self) -> list[str]:
-        """URLs of every request this page has made so far."""
-        return [
-            params["request"]["url"]
-            for name, params, sid in list(self.browser.events)
-            if name == "Network.requestWillBeSent" and sid == self.session
-        ]
-
-
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    executable = _ensure_chromium()
     folder = tmp_path_factory.mktemp("chromium")
-    instance = Browser(executable, folder / "profile", folder / "chromium.log")
+    instance = Browser(None, folder / "profile", folder / "chromium.log")
     yield instance
     instance.close()
 
 
 # ---------------------------------------------------------------------------------------
 # the reader's view
-
-
-def _leaves_localhost(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme in {"data", "blob", "about"}:
-        return False
-    return parts.scheme not in {"http", "https"} or parts.hostname != "127.0.0.1"
 
 
 @pytest.mark.browser
@@ -349,7 +137,7 @@ def test_book_in_headless_chromium(site: str, browser: Browser):
 
     requests = page.requests()
     assert any(urlsplit(u).path.endswith("/tex-chtml.js") for u in requests), "no MathJax request"
-    outside = [url for url in requests if _leaves_localhost(url)]
+    outside = [url for url in requests if leaves_localhost(url)]
     assert not outside, f"requests left 127.0.0.1: {outside}"
 
 
