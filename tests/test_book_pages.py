@@ -14,11 +14,6 @@ for MathJax and checks what a reader would see:
 - printed (print media, the width of an A4 page), no chapter has text cut at the right
   edge.
 
-One exception is reported in ``problems.txt`` but does not fail the test: display formulas
-wider than the column on the student-notebook pages (``assignments/<a>/<a>.html``). Those
-formulas are written in ``source/<a>/<a>.py`` and shipped to students as they are; the book
-shows the release unchanged, so they are fixed there, not here.
-
 Full-page screenshots of every chapter and assignment page are kept as artifacts in
 ``build/book/screenshots/`` (one PNG per page, named after its path). All problems of all
 pages are collected and reported together.
@@ -206,7 +201,6 @@ def test_every_page_as_a_reader_sees_it(book_html: Path, book_site: str):
     pages = _pages(book_html)
     assert len(pages) >= 30, f"only {len(pages)} pages in {book_html}"
     problems: dict[str, list[str]] = {}
-    notebook_math: dict[str, list[str]] = {}  # reported, not failed (see the docstring)
     shots = []
     with Browser(window=WINDOW) as browser:
         for path in pages:
@@ -226,21 +220,11 @@ def test_every_page_as_a_reader_sees_it(book_html: Path, book_site: str):
                     found += _printed(page)
             finally:
                 page.close()
-            if rel.count("/") == 2 and rel.startswith("assignments/"):
-                # a student notebook: its formulas are written in source/<a>/<a>.py
-                wide = [p for p in found if "scrolls sideways" in p and "mjx-container" in p]
-                if wide:
-                    notebook_math[rel] = wide
-                found = [p for p in found if p not in wide]
             if found:
                 problems[rel] = found
     assert shots, "no chapter was screenshotted"
     (SCREENSHOTS / "problems.txt").write_text(
         "".join(
-            f"{rel} (student notebook, not failed)\n" + "".join(f"    {p}\n" for p in found)
-            for rel, found in notebook_math.items()
-        )
-        + "".join(
             f"{rel}\n" + "".join(f"    {p}\n" for p in found) for rel, found in problems.items()
         ),
         encoding="utf-8",
