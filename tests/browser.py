@@ -25,7 +25,10 @@ its own DevTools session: ``goto``, ``eval``, ``wait_for``, ``requests``, ``fail
 from __future__ import annotations
 
 import base64
+import contextlib
 import fcntl
+import functools
+import http.server
 import json
 import os
 import shutil
@@ -33,6 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -75,6 +79,25 @@ def leaves_localhost(url: str) -> bool:
     if parts.scheme in {"data", "blob", "about"}:
         return False
     return parts.scheme not in {"http", "https"} or parts.hostname != "127.0.0.1"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002  (signature of the base class)
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve ``folder`` on 127.0.0.1 (a free port) while the block runs; yields its URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def _high_fd(fd: int) -> int:

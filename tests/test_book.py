@@ -13,15 +13,12 @@ A screenshot of a chapter page is kept at ``build/book/screenshot.png``.
 from __future__ import annotations
 
 import base64
-import functools
 import html
-import http.server
 import json
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from html.parser import HTMLParser
@@ -29,7 +26,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from browser import Browser, Page, leaves_localhost
+from browser import Browser, Page, leaves_localhost, serve
 
 from dnnkernels.tasks import TASKS
 
@@ -62,21 +59,11 @@ def built_book() -> Path:
     return HTML
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002  (signature of the base class)
-        pass
-
-
 @pytest.fixture(scope="module")
 def site(built_book: Path):
     """Serve the built book on 127.0.0.1 (a free port) for the duration of the module."""
-    handler = functools.partial(_QuietHandler, directory=str(built_book))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serve(built_book) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -23,15 +23,12 @@ pages are collected and reported together.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from browser import Browser, leaves_localhost
+from browser import Browser, leaves_localhost, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "build" / "book" / "_build" / "html"
@@ -180,19 +177,11 @@ def book_html() -> Path:
     return HTML
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002  (signature of the base class)
-        pass
-
-
 @pytest.fixture(scope="module")
 def book_site(book_html: Path):
-    handler = functools.partial(_Quiet, directory=str(book_html))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    """Serve the built book on 127.0.0.1 (a free port) for the duration of the module."""
+    with serve(book_html) as url:
+        yield url
 
 
 @pytest.mark.browser
