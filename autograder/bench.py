@@ -90,7 +90,7 @@ def _class(root: Path, assignment: str, n: int) -> Path:
         folder.mkdir(parents=True)
         nbformat.write(solution, folder / f"{assignment}.ipynb")
         (folder / "timestamp.txt").write_text("2026-12-01 12:00:00.000000 UTC")
-    release_nb = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    release_nb = notebooks.read_release(release_dir(), assignment)
     gradebook.sync_assignment(root / "gradebook.db", assignment, release_nb)
     return root
 

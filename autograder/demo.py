@@ -91,7 +91,7 @@ def build_class(grading: Path, assignments) -> None:
     """Write the demo submissions under ``grading/submitted``."""
     for assignment in assignments:
         solution = solution_notebook(assignment)
-        released = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+        released = notebooks.read_release(release_dir(), assignment)
         versions = {
             "solution": solution,
             "untouched": released,

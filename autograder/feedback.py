@@ -293,7 +293,7 @@ def grade_marks(db_url: str, assignment: str, student: str) -> tuple[dict, dict]
     from autograder import gradebook
     from autograder.paths import release_dir
 
-    release = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    release = notebooks.read_release(release_dir(), assignment)
     bonus = gradebook.bonus_points(release, assignment)
     with Gradebook(db_url) as gb:
         cells = gradebook.scores(gb, assignment, student)

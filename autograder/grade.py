@@ -218,7 +218,7 @@ def store(grading: Path, record: dict) -> Result:
             warnings.simplefilter("ignore")
             gb.update_or_create_student(s)
         return result
-    release_nb = notebooks.read((release_dir() / a / f"{a}.ipynb").read_bytes())
+    release_nb = notebooks.read_release(release_dir(), a)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SQLAlchemy chatter inside nbgrader's API
         gradebook.record_submission(
@@ -278,7 +278,7 @@ def generate_feedback(grading: Path, assignment: str) -> None:
     if not pages:
         return
     script = feedback.local_mathjax_script()
-    release_nb = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    release_nb = notebooks.read_release(release_dir(), assignment)
     bonus = gradebook.bonus_points(release_nb, assignment)
     with warnings.catch_warnings(), gradebook.open_gradebook(grading / "gradebook.db") as gb:
         warnings.simplefilter("ignore")
@@ -344,7 +344,7 @@ def grade(
         warnings.simplefilter("ignore")
         sync_roster(gb, students_of_course)
     for assignment in sorted({a for _, a in pairs}):
-        release_nb = notebooks.read((release / assignment / f"{assignment}.ipynb").read_bytes())
+        release_nb = notebooks.read_release(release, assignment)
         gradebook.sync_assignment(
             grading / "gradebook.db", assignment, release_nb, course.duedate(assignment)
         )

@@ -93,10 +93,6 @@ class Result:
         return asdict(self)
 
 
-def _release_notebook(assignment: str) -> nbformat.NotebookNode:
-    return notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
-
-
 def blank(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` without outputs."""
     nb = copy.deepcopy(nb)
@@ -207,14 +203,16 @@ def grade_job(job: Job) -> dict:
     a = job.assignment
     sub = job.submission
     with _Stage(stages, "canonicalise"):
-        release_nb = _release_notebook(a)
+        release_nb = notebooks.read_release(release_dir(), a)
         status, canonical, notes = canonical_notebook(
             sub.notebook, sub.notebook_problem, release_nb, f"{a}.ipynb"
         )
         notes += [f"not copied into the sandbox: {s}" for s in sub.skipped]
         others = {}
         for other, data in job.others.items():
-            st, nb, _ = canonical_notebook(data, None, _release_notebook(other), other)
+            st, nb, _ = canonical_notebook(
+                data, None, notebooks.read_release(release_dir(), other), other
+            )
             if st == "graded":
                 others[other] = nbformat.writes(nb)
     checks: list = []

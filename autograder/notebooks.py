@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import uuid
+from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
@@ -83,6 +84,11 @@ def read(text: str | bytes) -> NotebookNode:
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     return nbformat.reads(text, as_version=4)
+
+
+def read_release(folder, assignment: str) -> NotebookNode:
+    """The released notebook of ``assignment``: ``<folder>/<assignment>/<assignment>.ipynb``."""
+    return read((Path(folder) / assignment / f"{assignment}.ipynb").read_bytes())
 
 
 def _fresh_copy(cell: NotebookNode) -> NotebookNode:

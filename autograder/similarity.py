@@ -297,7 +297,7 @@ def run(
     report = Report()
     work = []
     for assignment in assignments:
-        released = notebooks.read((release / assignment / f"{assignment}.ipynb").read_bytes())
+        released = notebooks.read_release(release, assignment)
         stubs = answer_cells(released)
         answers = read_answers(grading, assignment, limits, report.notes)
         for task in tasks_of(assignment):

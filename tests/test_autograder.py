@@ -58,7 +58,7 @@ pytestmark = [needs_release, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 
 def release_notebook(assignment: str = ASSIGNMENT):
-    return notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    return notebooks.read_release(release_dir(), assignment)
 
 
 def sandbox_processes() -> list[int]:

@@ -39,7 +39,7 @@ BIN = Path(sys.executable).parent
 
 def write_class(grading: Path) -> list[str]:
     solution = solution_notebook(ASSIGNMENT)
-    release = notebooks.read((release_dir() / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
+    release = notebooks.read_release(release_dir(), ASSIGNMENT)
     versions = {
         "alice": solution,
         "bob": break_task(solution),

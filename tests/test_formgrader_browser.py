@@ -26,7 +26,7 @@ from autograder.paths import REPO, release_dir
 def test_formgrader_offline_typesets_math(tmp_path):
     grading = tmp_path / "grading"
     (tmp_path / "home").mkdir()
-    release = notebooks.read((release_dir() / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
+    release = notebooks.read_release(release_dir(), ASSIGNMENT)
     solution = solution_notebook(ASSIGNMENT)
     assert any("$" in c.source for c in solution.cells if c.cell_type == "markdown")
     db = grading / "gradebook.db"

@@ -18,7 +18,7 @@ needs_release = pytest.mark.skipif(
 
 
 def release_notebook():
-    return notebooks.read((release_dir() / "precision" / "precision.ipynb").read_bytes())
+    return notebooks.read_release(release_dir(), "precision")
 
 
 @needs_release

@@ -205,7 +205,7 @@ def test_a_term(tmp_path):
         )
         writer.writerows(ROSTER)
     solution = solution_notebook(ASSIGNMENT)
-    released = notebooks.read((release_dir() / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_bytes())
+    released = notebooks.read_release(release_dir(), ASSIGNMENT)
 
     # ---- release through nbgrader's exchange; dave fetches, works, submits ----------------
     run(term, "nbgrader", "release_assignment", ASSIGNMENT, "--force")
@@ -347,7 +347,7 @@ def test_a_term(tmp_path):
 
 
 def _precision():
-    return notebooks.read((release_dir() / "precision" / "precision.ipynb").read_bytes())
+    return notebooks.read_release(release_dir(), "precision")
 
 
 @pytest.mark.skipif(

@@ -52,7 +52,7 @@ def pytest_configure(config):
 
 def _payload_from_notebook(path: Path) -> Payload:
     assignment = path.stem
-    release = notebooks.read((release_dir() / assignment / f"{assignment}.ipynb").read_bytes())
+    release = notebooks.read_release(release_dir(), assignment)
     canonical, _ = notebooks.canonicalise(notebooks.read(path.read_bytes()), release)
     cells, notes = notebooks.payload_cells(canonical, release)
     return Payload(assignment, cells, notes, {assignment: nbformat_text(canonical)})
